@@ -1,0 +1,192 @@
+/*
+ * backend.h - the interface every sandbox backend implements.
+ *
+ * A backend is a table of operations (struct sbx_backend_ops). The control
+ * plane (control/) calls only these; the FUSE layer (fusefs/) never sees a
+ * backend at all. Backends: `local` (namespaces + overlay + cgroups, in
+ * backend/local/) and `docker` (Docker Engine API, in backend/docker/).
+ *
+ * Threading: every operation may be called from any thread, and different
+ * sandboxes concurrently. Calls on one sandbox are serialised by the control
+ * plane except sbx_backend_ops.kill_proc, which may race with wait_proc and
+ * must be safe against it.
+ *
+ * Errors: an operation returns 0 or a negative errno, and fills *err with the
+ * same errno and a message in words (lowercase, no final full stop).
+ */
+#ifndef SBX_BACKEND_H
+#define SBX_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+/* Limits of one sandbox. 0 in a field means "no limit". */
+struct sbx_limits {
+	uint64_t mem_bytes;    /* memory (RSS + page cache) */
+	uint32_t cpu_millis;   /* CPU bandwidth: 1000 = one full core, 500 = half */
+	uint32_t pids;         /* processes and threads */
+	uint64_t disk_bytes;   /* bytes the sandbox may write to its own filesystem */
+};
+
+enum sbx_status {
+	SBX_STATUS_CREATING,
+	SBX_STATUS_RUNNING,
+	SBX_STATUS_PAUSED,
+	SBX_STATUS_STOPPED,
+	SBX_STATUS_ERROR,
+};
+
+/* What the control plane asks a backend to create or re-attach. */
+struct sbx_spec {
+	const char *name;         /* [A-Za-z0-9_.-]{1,64} */
+	const char *id;           /* unique id (hex), stable for the sandbox's life */
+	const char *template_name;
+	const char *state_dir;    /* absolute; a directory that exists and belongs to the
+	                           * backend for this sandbox alone (images, mount points,
+	                           * sockets). It survives daemon restarts. Removed by the
+	                           * control plane after destroy succeeds. */
+	struct sbx_limits limits;
+};
+
+struct sbx_metrics {
+	double cpu_seconds;        /* user + system since creation */
+	double cpu_percent;        /* over the last sampling interval; backend may compute
+	                            * it from two readings taken >= 100 ms apart */
+	uint64_t mem_used_bytes;
+	uint64_t mem_limit_bytes;  /* 0 = none */
+	uint32_t pids;
+	uint64_t disk_read_bytes;
+	uint64_t disk_write_bytes;
+	uint64_t disk_used_bytes;  /* bytes used on the sandbox's writable layer */
+	uint64_t net_rx_bytes;
+	uint64_t net_tx_bytes;
+};
+
+/* A process to start inside a sandbox. */
+struct sbx_exec {
+	const char *const *argv;  /* NULL-terminated; argv[0] is looked up in PATH inside */
+	const char *const *envp;  /* NULL-terminated; the whole environment */
+	const char *cwd;          /* inside the sandbox; NULL = /home/user */
+	/*
+	 * Daemon-side file descriptors that become the process's stdin, stdout and
+	 * stderr. -1 means /dev/null. The backend does not close them; it may dup
+	 * them or pass them over a socket. Writes to stdout_fd/stderr_fd are pipes
+	 * the control plane drains.
+	 */
+	int stdin_fd, stdout_fd, stderr_fd;
+	/*
+	 * Optional script: when script is non-NULL, the backend writes these bytes to
+	 * a private file inside the sandbox named `script_name` (e.g. "run.py") in a
+	 * fresh directory, and replaces every argv element equal to "{script}" by that
+	 * file's path. The file is removed when the process ends.
+	 */
+	const char *script;
+	size_t script_len;
+	const char *script_name;
+};
+
+/* How a process ended. */
+struct sbx_exit {
+	bool signaled;
+	int code;                 /* exit code, or signal number when signaled */
+};
+
+struct sbx_backend;           /* a backend instance (one per mount) */
+struct sbx_instance;          /* one sandbox, as the backend keeps it */
+struct sbx_proc;              /* one process started by spawn */
+
+/* Options given at mount time (-o ...). Unknown fields are ignored by backends. */
+struct sbx_backend_opts {
+	const char *state_root;   /* the mount's state directory (absolute) */
+	const char *docker_host;  /* docker: "unix:///path" or "tcp://host:port"; NULL = default */
+	const char *helper_dir;   /* where sbxfs-agent and helper scripts live */
+};
+
+/* A template as the backend offers it. */
+struct sbx_template_info {
+	const char *name;
+	const char *description;  /* one or more lines of text for templates/NAME */
+};
+
+struct sbx_backend_ops {
+	const char *name;
+
+	/* Sets up the backend (checks the engine, prepares templates lazily). */
+	int (*init)(const struct sbx_backend_opts *opts, struct sbx_backend **out, struct sbx_err *err);
+	void (*fini)(struct sbx_backend *be);
+
+	/* NULL-terminated array of templates this backend can create; owned by be. */
+	const struct sbx_template_info *const *(*templates)(struct sbx_backend *be);
+
+	/*
+	 * Creates the sandbox and starts it; returns once processes can be
+	 * spawned in it. On failure nothing of it is left behind (other than
+	 * files in spec->state_dir, which the caller removes).
+	 */
+	int (*create)(struct sbx_backend *be, const struct sbx_spec *spec,
+		      struct sbx_instance **out, struct sbx_err *err);
+
+	/*
+	 * Re-attaches a sandbox created by an earlier daemon (the same spec and
+	 * state_dir). A sandbox whose processes are gone is attached with status
+	 * STOPPED rather than failing, so its files stay reachable.
+	 */
+	int (*attach)(struct sbx_backend *be, const struct sbx_spec *spec,
+		      struct sbx_instance **out, struct sbx_err *err);
+
+	/* Kills every process, removes mounts, cgroups, containers; then frees inst. */
+	int (*destroy)(struct sbx_instance *inst, struct sbx_err *err);
+
+	/* Frees the in-memory handle only; the sandbox goes on running (unmount). */
+	void (*release)(struct sbx_instance *inst);
+
+	int (*pause)(struct sbx_instance *inst, struct sbx_err *err);
+	int (*resume)(struct sbx_instance *inst, struct sbx_err *err);
+
+	/* Kills all processes and starts the sandbox again, keeping its files. */
+	int (*restart)(struct sbx_instance *inst, struct sbx_err *err);
+
+	/* Applies new limits to a live sandbox (fields as in sbx_limits). */
+	int (*set_limits)(struct sbx_instance *inst, const struct sbx_limits *limits,
+			  struct sbx_err *err);
+
+	enum sbx_status (*status)(struct sbx_instance *inst);
+
+	int (*metrics)(struct sbx_instance *inst, struct sbx_metrics *out, struct sbx_err *err);
+
+	/*
+	 * Starts a process (new process group / session inside the sandbox). Returns
+	 * once it has been started or has failed to start.
+	 */
+	int (*spawn)(struct sbx_instance *inst, const struct sbx_exec *ex,
+		     struct sbx_proc **out, struct sbx_err *err);
+
+	/* Blocks until the process ends, fills *out, and frees proc. */
+	int (*wait_proc)(struct sbx_proc *proc, struct sbx_exit *out, struct sbx_err *err);
+
+	/*
+	 * Sends sig to the process's whole tree (its process group and everything
+	 * it started). Safe to call while another thread is in wait_proc; does not
+	 * free proc.
+	 */
+	int (*kill_proc)(struct sbx_proc *proc, int sig);
+
+	/*
+	 * An O_PATH|O_DIRECTORY fd of the sandbox's "/" as seen from the host, for
+	 * files/. The caller owns the fd. -ENOTSUP when the backend cannot offer it
+	 * (a remote engine).
+	 */
+	int (*root_fd)(struct sbx_instance *inst, int *fd_out, struct sbx_err *err);
+};
+
+/* Looks up a backend by name ("local", "docker"); NULL when unknown. */
+const struct sbx_backend_ops *sbx_backend_find(const char *name);
+
+extern const struct sbx_backend_ops sbx_local_backend;
+extern const struct sbx_backend_ops sbx_docker_backend;
+
+#endif

@@ -1,0 +1,202 @@
+/*
+ * container.c - one sandbox is one container, named sbxfs-ID and labelled sbxfs=1, sbxfs.id,
+ * sbxfs.name, sbxfs.template, sbxfs.state_root, with the isolation of a local sandbox: no
+ * network, user 1000:1000, every capability dropped, no-new-privileges, the engine's default
+ * seccomp profile, memory (no swap), CPU and pids limits, tini (Init) as PID 1 over a
+ * `sleep infinity` that keeps the container up between runs.
+ */
+#include "dk.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct json_object *dk_strs(const char *const *v, size_t n)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t i = 0; a && i < n; i++)
+		json_object_array_add(a, json_object_new_string(v[i]));
+	return a;
+}
+
+struct json_object *dk_limits_json(const struct sbx_limits *l)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	/* 0 = no limit. Memory and swap together: with no swap the sum equals the memory. */
+	json_object_object_add(o, "Memory", json_object_new_int64((int64_t)l->mem_bytes));
+	json_object_object_add(o, "MemorySwap",
+			       json_object_new_int64(l->mem_bytes ? (int64_t)l->mem_bytes : -1));
+	json_object_object_add(o, "NanoCpus", json_object_new_int64((int64_t)l->cpu_millis * 1000000));
+	json_object_object_add(o, "PidsLimit", json_object_new_int64(l->pids ? (int64_t)l->pids : -1));
+	return o;
+}
+
+struct json_object *dk_container_config(const char *image, const struct sbx_spec *spec,
+					const char *state_root)
+{
+	static const char *const cmd[] = {"sleep", "infinity"};
+	static const char *const capdrop[] = {"ALL"};
+	static const char *const secopt[] = {"no-new-privileges"};
+	struct json_object *c = json_object_new_object();
+	struct json_object *labels, *hc;
+
+	if (!c)
+		return NULL;
+	labels = json_object_new_object();
+	json_object_object_add(labels, "sbxfs", json_object_new_string("1"));
+	json_object_object_add(labels, "sbxfs.id", json_object_new_string(spec->id));
+	json_object_object_add(labels, "sbxfs.name", json_object_new_string(spec->name));
+	json_object_object_add(labels, "sbxfs.template",
+			       json_object_new_string(spec->template_name ? spec->template_name : "default"));
+	json_object_object_add(labels, "sbxfs.state_root", json_object_new_string(state_root ? state_root : ""));
+
+	json_object_object_add(c, "Image", json_object_new_string(image));
+	/* The image's own entrypoint is not wanted: PID 1 only has to stay alive. */
+	json_object_object_add(c, "Entrypoint", dk_strs(cmd, 2));
+	json_object_object_add(c, "Cmd", NULL);
+	json_object_object_add(c, "User", json_object_new_string("1000:1000"));
+	json_object_object_add(c, "WorkingDir", json_object_new_string("/home/user"));
+	json_object_object_add(c, "Hostname", json_object_new_string("sandbox"));
+	json_object_object_add(c, "AttachStdin", json_object_new_boolean(0));
+	json_object_object_add(c, "AttachStdout", json_object_new_boolean(0));
+	json_object_object_add(c, "AttachStderr", json_object_new_boolean(0));
+	json_object_object_add(c, "Tty", json_object_new_boolean(0));
+	json_object_object_add(c, "StopSignal", json_object_new_string("SIGKILL"));
+	json_object_object_add(c, "Labels", labels);
+
+	hc = dk_limits_json(&spec->limits);
+	json_object_object_add(hc, "NetworkMode", json_object_new_string("none"));
+	json_object_object_add(hc, "CapDrop", dk_strs(capdrop, 1));
+	json_object_object_add(hc, "SecurityOpt", dk_strs(secopt, 1));
+	json_object_object_add(hc, "Init", json_object_new_boolean(1));
+	json_object_object_add(hc, "Privileged", json_object_new_boolean(0));
+	json_object_object_add(hc, "IpcMode", json_object_new_string("private"));
+	json_object_object_add(hc, "AutoRemove", json_object_new_boolean(0));
+	json_object_object_add(c, "HostConfig", hc);
+	return c;
+}
+
+static int dk_path(char **out, const struct sbx_instance *inst, const char *suffix)
+{
+	if (asprintf(out, "/containers/%s%s", inst->cname, suffix) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* One call on /containers/NAME + suffix. */
+static int dk_call(struct sbx_instance *inst, const char *method, const char *suffix,
+		   const char *body, long timeout_ms, struct dk_resp *resp, struct sbx_err *err)
+{
+	char *path;
+	int r;
+
+	if (dk_path(&path, inst, suffix) < 0)
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	r = dk_request(&inst->be->eng, method, path, body, timeout_ms, resp, err);
+	free(path);
+	return r;
+}
+
+int dk_container_create(struct sbx_instance *inst, const char *image, const struct sbx_spec *spec,
+			struct sbx_err *err)
+{
+	struct json_object *cfg = dk_container_config(image, spec, inst->be->state_root);
+	char *path = NULL;
+	int r;
+
+	if (!cfg || asprintf(&path, "/containers/create?name=%s", inst->cname) < 0) {
+		json_object_put(cfg);
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	}
+	r = dk_request(&inst->be->eng, "POST", path,
+		       json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN), DK_TIMEOUT_LONG_MS,
+		       NULL, err);
+	free(path);
+	json_object_put(cfg);
+	return r;
+}
+
+int dk_container_start(struct sbx_instance *inst, struct sbx_err *err)
+{
+	/* 304: already running, which is what was asked for. */
+	return dk_call(inst, "POST", "/start", NULL, DK_TIMEOUT_LONG_MS, NULL, err);
+}
+
+int dk_container_remove(struct sbx_instance *inst, struct sbx_err *err)
+{
+	int r = dk_call(inst, "DELETE", "?force=1&v=1", NULL, DK_TIMEOUT_LONG_MS, NULL, err);
+
+	if (r == -ENOENT) {
+		sbx_err_clear(err);
+		return 0;
+	}
+	return r;
+}
+
+int dk_container_inspect(struct sbx_instance *inst, bool size, struct json_object **out,
+			 struct sbx_err *err)
+{
+	struct dk_resp resp = {0};
+	int r;
+
+	*out = NULL;
+	r = dk_call(inst, "GET", size ? "/json?size=1" : "/json", NULL, DK_TIMEOUT_MS, &resp, err);
+	if (r == 0) {
+		*out = dk_json_parse(&resp, "container inspect", err);
+		if (!*out)
+			r = -err->code;
+	}
+	dk_resp_free(&resp);
+	return r;
+}
+
+int dk_container_action(struct sbx_instance *inst, const char *action, struct sbx_err *err)
+{
+	char suffix[64];
+
+	snprintf(suffix, sizeof(suffix), "/%s", action);
+	return dk_call(inst, "POST", suffix, NULL, DK_TIMEOUT_LONG_MS, NULL, err);
+}
+
+int dk_container_update(struct sbx_instance *inst, const struct sbx_limits *l, struct sbx_err *err)
+{
+	struct json_object *o = dk_limits_json(l);
+	int r;
+
+	if (!o)
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	r = dk_call(inst, "POST", "/update", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+		    DK_TIMEOUT_MS, NULL, err);
+	json_object_put(o);
+	return r;
+}
+
+int dk_container_stats(struct sbx_instance *inst, struct dk_sample *s, struct sbx_err *err)
+{
+	/* one-shot (API 1.41): one reading now, instead of two a second apart. */
+	const char *q = inst->be->eng.api_minor >= 41 ? "/stats?stream=false&one-shot=true"
+						      : "/stats?stream=false";
+	struct dk_resp resp = {0};
+	struct json_object *obj;
+	int r;
+
+	r = dk_call(inst, "GET", q, NULL, DK_TIMEOUT_MS, &resp, err);
+	if (r < 0) {
+		dk_resp_free(&resp);
+		return r;
+	}
+	obj = dk_json_parse(&resp, "container stats", err);
+	dk_resp_free(&resp);
+	if (!obj)
+		return -err->code;
+	dk_stats_parse(obj, s);
+	json_object_put(obj);
+	return 0;
+}

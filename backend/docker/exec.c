@@ -1,0 +1,636 @@
+/*
+ * exec.c - spawn, wait_proc and kill_proc over the Engine's exec API.
+ *
+ * spawn: POST /containers/NAME/exec runs a small /bin/sh wrapper (DK_WRAPPER below) as
+ * 1000:1000 with the run's env and cwd; POST /exec/ID/start is hijacked and one pump thread per
+ * process feeds the script bytes and then stdin_fd into it, and splits the multiplexed output
+ * (8-byte frame headers) into stdout_fd/stderr_fd. wait_proc joins the pump and reads ExitCode
+ * from GET /exec/ID/json.
+ *
+ * The wrapper makes a private directory /tmp/.sbxfs/SEQ.RAND, reads exactly the script's length
+ * from stdin into it (the rest of stdin is the program's), starts the program with setsid, so
+ * it leads its own session and process group, writes that pid to DIR/pid, waits, removes DIR
+ * and exits with the program's status (128+N when it was killed by signal N).
+ *
+ * kill_proc: on a local engine, from the host: every descendant of the wrapper (its host pid
+ * comes from exec inspect) and the program's process group get the signal. On a remote engine,
+ * a second exec runs `kill -SIG -- -PGID` with the pgid read from DIR/pid.
+ */
+#include "dk.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* $1 dir, $2 script length or "-", $3 script path or "-", then the program's argv. */
+static const char DK_WRAPPER[] =
+	"d=$1 n=$2 f=$3; shift 3\n"
+	"mkdir -p /tmp/.sbxfs 2>/dev/null; mkdir -m 700 \"$d\" || exit 126\n"
+	"if [ \"$n\" != - ]; then head -c \"$n\" >\"$f\" || { rm -rf \"$d\"; exit 126; }; fi\n"
+	"if ! command -v \"$1\" >/dev/null 2>&1; then\n"
+	"  echo \"sbxfs: $1: command not found\" >&2; rm -rf \"$d\"; exit 127\n"
+	"fi\n"
+	"command -v setsid >/dev/null 2>&1 || setsid() { \"$@\"; }\n"
+	"exec 3<&0\n"
+	"setsid \"$@\" 0<&3 3<&- &\n"
+	"echo $! >\"$d/pid\"\n"
+	"exec 3<&- 0</dev/null\n"
+	"wait $!\n"
+	"s=$?\n"
+	"rm -rf \"$d\"\n"
+	"exit $s\n";
+
+struct sbx_proc {
+	struct sbx_instance *inst;
+	char exec_id[72];
+	char dir[64];
+	struct dk_stream st;
+	int in_fd, out_fd, err_fd;   /* our dups; -1: none */
+	char *script;                /* copy; fed before stdin */
+	size_t script_len;
+
+	pthread_t pump;
+	pthread_mutex_t lock;        /* fields below; held for the whole of kill_proc */
+	bool pump_started;
+	long host_pid;               /* the wrapper's pid on the host; 0: not known yet */
+	int pump_errno;
+};
+
+static void dk_close(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void dk_proc_free(struct sbx_proc *p)
+{
+	dk_stream_close(&p->st);
+	dk_close(&p->in_fd);
+	dk_close(&p->out_fd);
+	dk_close(&p->err_fd);
+	free(p->script);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+/* --- the stream ------------------------------------------------------------ */
+
+int dk_demux_feed(struct dk_demux *d, const char *buf, size_t len,
+		  int (*emit)(void *ctx, int stream, const char *data, size_t n), void *ctx)
+{
+	while (len) {
+		if (d->left == 0) {
+			size_t take = sizeof(d->hdr) - d->hdr_len;
+
+			if (take > len)
+				take = len;
+			memcpy(d->hdr + d->hdr_len, buf, take);
+			d->hdr_len += take;
+			buf += take;
+			len -= take;
+			if (d->hdr_len < sizeof(d->hdr))
+				return 0;
+			d->stream = d->hdr[0];
+			d->left = (uint32_t)d->hdr[4] << 24 | (uint32_t)d->hdr[5] << 16 |
+				  (uint32_t)d->hdr[6] << 8 | d->hdr[7];
+			d->hdr_len = 0;
+			continue;
+		}
+		{
+			size_t n = len < d->left ? len : d->left;
+			int r = emit(ctx, d->stream, buf, n);
+
+			if (r < 0)
+				return r;
+			buf += n;
+			len -= n;
+			d->left -= (uint32_t)n;
+		}
+	}
+	return 0;
+}
+
+static int dk_write_all(int *fd, const char *p, size_t n)
+{
+	while (n && *fd >= 0) {
+		ssize_t w = write(*fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd pf = {.fd = *fd, .events = POLLOUT};
+
+			poll(&pf, 1, -1);
+			continue;
+		}
+		if (w < 0) {
+			/* The reader went away: the rest of this stream is dropped. */
+			dk_close(fd);
+			return 0;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int dk_emit(void *ctx, int stream, const char *data, size_t n)
+{
+	struct sbx_proc *p = ctx;
+
+	if (stream == 1)
+		return dk_write_all(&p->out_fd, data, n);
+	if (stream == 2)
+		return dk_write_all(&p->err_fd, data, n);
+	return 0;   /* stdin echo (0) or unknown: nothing to do */
+}
+
+static void *dk_pump_main(void *arg)
+{
+	struct sbx_proc *p = arg;
+	struct dk_demux dm = {0};
+	size_t script_off = 0, in_off = 0, in_len = 0;
+	bool in_eof = p->in_fd < 0, wr_shut = false;
+	char *rbuf = malloc(65536), *ibuf = malloc(65536);
+
+	if (!rbuf || !ibuf) {
+		p->pump_errno = ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		struct pollfd pf[2];
+		bool out_pending = script_off < p->script_len || in_off < in_len;
+		nfds_t nfds = 1;
+		int n;
+
+		if (!out_pending && in_eof && !wr_shut) {
+			/* The program sees EOF on its stdin. */
+			shutdown(p->st.fd, SHUT_WR);
+			wr_shut = true;
+		}
+		pf[0] = (struct pollfd){.fd = p->st.fd, .events = POLLIN | (out_pending ? POLLOUT : 0)};
+		if (!out_pending && !in_eof) {
+			pf[1] = (struct pollfd){.fd = p->in_fd, .events = POLLIN};
+			nfds = 2;
+		}
+		if (p->st.pending_len)
+			pf[0].revents = POLLIN;   /* bytes that came with the HTTP answer */
+		else if ((n = poll(pf, nfds, -1)) < 0) {
+			if (errno == EINTR)
+				continue;
+			p->pump_errno = errno;
+			break;
+		}
+
+		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			long r = dk_stream_recv(&p->st, rbuf, 65536);
+
+			if (r == 0)
+				break;   /* the program and everything holding its stdout are done */
+			if (r > 0)
+				dk_demux_feed(&dm, rbuf, (size_t)r, dk_emit, p);
+			else if (r != -EAGAIN) {
+				p->pump_errno = (int)-r;
+				break;
+			}
+		}
+		if (out_pending && (pf[0].revents & POLLOUT)) {
+			const char *src = script_off < p->script_len ? p->script + script_off : ibuf + in_off;
+			size_t len = script_off < p->script_len ? p->script_len - script_off : in_len - in_off;
+			long r = dk_stream_send(&p->st, src, len);
+
+			if (r > 0) {
+				if (script_off < p->script_len)
+					script_off += (size_t)r;
+				else
+					in_off += (size_t)r;
+			} else if (r != -EAGAIN) {
+				/* The program closed its stdin: drop what is left of it. */
+				script_off = p->script_len;
+				in_off = in_len = 0;
+				in_eof = true;
+				wr_shut = true;
+			}
+		}
+		if (nfds == 2 && (pf[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			ssize_t r = read(p->in_fd, ibuf, 65536);
+
+			if (r > 0) {
+				in_off = 0;
+				in_len = (size_t)r;
+			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+				in_eof = true;
+			}
+		}
+	}
+out:
+	free(rbuf);
+	free(ibuf);
+	/* Closing our copies now: the control plane sees EOF on its pipes when the run ends. */
+	dk_close(&p->out_fd);
+	dk_close(&p->err_fd);
+	dk_close(&p->in_fd);
+	return NULL;
+}
+
+/* --- spawn ----------------------------------------------------------------- */
+
+static int dk_dup(int fd, int *out, struct sbx_err *err)
+{
+	*out = -1;
+	if (fd < 0)
+		return 0;
+	*out = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return *out < 0 ? sbx_err_sys(err, errno, "dup") : 0;
+}
+
+static struct json_object *dk_exec_body(const struct sbx_exec *ex, const char *dir,
+					const char *script_path, size_t script_len)
+{
+	struct json_object *o = json_object_new_object(), *cmd, *env;
+	char nbuf[32];
+
+	cmd = json_object_new_array();
+	json_object_array_add(cmd, json_object_new_string("/bin/sh"));
+	json_object_array_add(cmd, json_object_new_string("-c"));
+	json_object_array_add(cmd, json_object_new_string(DK_WRAPPER));
+	json_object_array_add(cmd, json_object_new_string("sbxfs-run"));
+	json_object_array_add(cmd, json_object_new_string(dir));
+	snprintf(nbuf, sizeof(nbuf), "%zu", script_len);
+	json_object_array_add(cmd, json_object_new_string(script_path ? nbuf : "-"));
+	json_object_array_add(cmd, json_object_new_string(script_path ? script_path : "-"));
+	for (size_t i = 0; ex->argv[i]; i++) {
+		const char *a = ex->argv[i];
+
+		if (script_path && strcmp(a, "{script}") == 0)
+			a = script_path;
+		json_object_array_add(cmd, json_object_new_string(a));
+	}
+	env = json_object_new_array();
+	for (size_t i = 0; ex->envp && ex->envp[i]; i++)
+		json_object_array_add(env, json_object_new_string(ex->envp[i]));
+
+	json_object_object_add(o, "AttachStdin", json_object_new_boolean(1));
+	json_object_object_add(o, "AttachStdout", json_object_new_boolean(1));
+	json_object_object_add(o, "AttachStderr", json_object_new_boolean(1));
+	json_object_object_add(o, "Tty", json_object_new_boolean(0));
+	json_object_object_add(o, "User", json_object_new_string("1000:1000"));
+	json_object_object_add(o, "WorkingDir", json_object_new_string(ex->cwd ? ex->cwd : "/home/user"));
+	json_object_object_add(o, "Env", env);
+	json_object_object_add(o, "Cmd", cmd);
+	return o;
+}
+
+/* POST /containers/NAME/exec; a container that stopped (engine restart) is started first. */
+static int dk_exec_create(struct sbx_instance *inst, const char *body, char *id, size_t idlen,
+			  struct sbx_err *err)
+{
+	struct dk_resp resp = {0};
+	struct json_object *obj;
+	char *path = NULL;
+	int r;
+
+	if (asprintf(&path, "/containers/%s/exec", inst->cname) < 0)
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	r = dk_request(&inst->be->eng, "POST", path, body, DK_TIMEOUT_MS, &resp, err);
+	if (r == -EBUSY && resp.body && strstr(resp.body, "is not running")) {
+		dk_resp_free(&resp);
+		sbx_err_clear(err);
+		r = dk_container_start(inst, err);
+		if (r == 0)
+			r = dk_request(&inst->be->eng, "POST", path, body, DK_TIMEOUT_MS, &resp, err);
+	}
+	free(path);
+	if (r < 0) {
+		dk_resp_free(&resp);
+		return r;
+	}
+	obj = dk_json_parse(&resp, "exec create", err);
+	dk_resp_free(&resp);
+	if (!obj)
+		return -err->code;
+	if (!dk_json_str(obj, "Id")) {
+		json_object_put(obj);
+		return sbx_err_set(err, EPROTO, "docker: exec create gave no id");
+	}
+	snprintf(id, idlen, "%s", dk_json_str(obj, "Id"));
+	json_object_put(obj);
+	return 0;
+}
+
+int dk_exec_spawn(struct sbx_instance *inst, const struct sbx_exec *ex, struct sbx_proc **out,
+		  struct sbx_err *err)
+{
+	struct json_object *body = NULL;
+	char script_path[160], *path = NULL;
+	struct sbx_proc *p;
+	uint32_t rnd = 0;
+	uint64_t seq;
+	int r;
+
+	*out = NULL;
+	if (!ex->argv || !ex->argv[0])
+		return sbx_err_set(err, EINVAL, "empty command");
+	if (ex->script && (!ex->script_name || !*ex->script_name || strchr(ex->script_name, '/')))
+		return sbx_err_set(err, EINVAL, "bad script name '%s'",
+				   ex->script_name ? ex->script_name : "");
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	p->inst = inst;
+	p->in_fd = p->out_fd = p->err_fd = -1;
+	p->st.fd = -1;
+	pthread_mutex_init(&p->lock, NULL);
+
+	pthread_mutex_lock(&inst->lock);
+	seq = ++inst->exec_seq;
+	pthread_mutex_unlock(&inst->lock);
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+		rnd = (uint32_t)dk_now_ns();
+	snprintf(p->dir, sizeof(p->dir), "/tmp/.sbxfs/%llu.%08x", (unsigned long long)seq, rnd);
+	if (ex->script) {
+		snprintf(script_path, sizeof(script_path), "%s/%s", p->dir, ex->script_name);
+		p->script = malloc(ex->script_len ? ex->script_len : 1);
+		if (!p->script) {
+			r = sbx_err_set(err, ENOMEM, "out of memory");
+			goto out_free;
+		}
+		memcpy(p->script, ex->script, ex->script_len);
+		p->script_len = ex->script_len;
+	}
+
+	body = dk_exec_body(ex, p->dir, ex->script ? script_path : NULL, ex->script_len);
+	r = dk_exec_create(inst, json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
+			   p->exec_id, sizeof(p->exec_id), err);
+	if (r < 0)
+		goto out_free;
+	r = dk_dup(ex->stdin_fd, &p->in_fd, err);
+	if (r == 0)
+		r = dk_dup(ex->stdout_fd, &p->out_fd, err);
+	if (r == 0)
+		r = dk_dup(ex->stderr_fd, &p->err_fd, err);
+	if (r < 0)
+		goto out_free;
+	if (p->in_fd >= 0)
+		fcntl(p->in_fd, F_SETFL, fcntl(p->in_fd, F_GETFL) | O_NONBLOCK);
+
+	if (asprintf(&path, "/exec/%s/start", p->exec_id) < 0) {
+		path = NULL;
+		r = sbx_err_set(err, ENOMEM, "out of memory");
+		goto out_free;
+	}
+	r = dk_hijack(&inst->be->eng, path, "{\"Detach\":false,\"Tty\":false}", &p->st, err);
+	if (r < 0)
+		goto out_free;
+	r = pthread_create(&p->pump, NULL, dk_pump_main, p);
+	if (r != 0) {
+		r = sbx_err_sys(err, r, "starting the exec stream thread");
+		goto out_free;
+	}
+	p->pump_started = true;
+	free(path);
+	json_object_put(body);
+	*out = p;
+	return 0;
+
+out_free:
+	/* An exec created but never started holds nothing in the engine. */
+	free(path);
+	json_object_put(body);
+	dk_proc_free(p);
+	return sbx_err_wrap(err, "starting '%s'", ex->argv[0]);
+}
+
+/* --- wait ------------------------------------------------------------------ */
+
+static int dk_exec_inspect(struct sbx_proc *p, struct json_object **out, struct sbx_err *err)
+{
+	struct dk_resp resp = {0};
+	char path[128];
+	int r;
+
+	snprintf(path, sizeof(path), "/exec/%s/json", p->exec_id);
+	r = dk_request(&p->inst->be->eng, "GET", path, NULL, DK_TIMEOUT_MS, &resp, err);
+	*out = r == 0 ? dk_json_parse(&resp, "exec inspect", err) : NULL;
+	if (r == 0 && !*out)
+		r = -err->code;
+	dk_resp_free(&resp);
+	return r;
+}
+
+static void dk_sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int dk_exec_wait(struct sbx_proc *p, struct sbx_exit *out, struct sbx_err *err)
+{
+	struct json_object *obj = NULL;
+	long delay = 1;
+	int fails = 0, r = 0;
+
+	if (p->pump_started)
+		pthread_join(p->pump, NULL);
+	p->pump_started = false;
+	/*
+	 * The stream ends when the program's output is closed; the engine records the exit code
+	 * when the process is reaped, which may come a moment later - or much later, when the
+	 * program closed its output and went on.
+	 */
+	for (;;) {
+		r = dk_exec_inspect(p, &obj, err);
+		if (r == 0 && !dk_json_bool(obj, "Running") && dk_json_path(obj, "ExitCode") &&
+		    json_object_is_type(dk_json_path(obj, "ExitCode"), json_type_int)) {
+			dk_exit_from_code(dk_json_int(obj, "ExitCode", 255), out);
+			break;
+		}
+		if (r == -ENOENT) {
+			/* The container (and its execs) went away: the program was killed with it. */
+			sbx_err_clear(err);
+			*out = (struct sbx_exit){.signaled = true, .code = SIGKILL};
+			r = 0;
+			break;
+		}
+		if (r < 0 && ++fails >= 5)
+			break;
+		json_object_put(obj);
+		obj = NULL;
+		dk_sleep_ms(delay);
+		if (delay < 100)
+			delay *= 2;
+	}
+	json_object_put(obj);
+	/* A kill_proc still running on another thread finishes before proc goes. */
+	pthread_mutex_lock(&p->lock);
+	pthread_mutex_unlock(&p->lock);
+	dk_proc_free(p);
+	return r;
+}
+
+/* --- kill ------------------------------------------------------------------ */
+
+struct dk_pp {
+	pid_t pid, ppid;
+};
+
+/* Every (pid, ppid) of the host; caller frees. */
+static size_t dk_proc_table(struct dk_pp **out)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	size_t n = 0, cap = 0;
+
+	*out = NULL;
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[64], buf[512], *rp;
+		ssize_t len;
+		int fd;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		rp = strrchr(buf, ')');
+		if (!rp)
+			continue;
+		if (n == cap) {
+			struct dk_pp *t = realloc(*out, (cap ? cap * 2 : 256) * sizeof(**out));
+
+			if (!t)
+				break;
+			*out = t;
+			cap = cap ? cap * 2 : 256;
+		}
+		(*out)[n].pid = (pid_t)atoi(de->d_name);
+		if (sscanf(rp + 2, "%*c %d", &(*out)[n].ppid) != 1)
+			continue;
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Signals every descendant of root (not root itself), groups first. Returns how many. */
+static int dk_kill_tree(pid_t root, int sig)
+{
+	struct dk_pp *t;
+	size_t n = dk_proc_table(&t), qn = 0;
+	pid_t *q = n ? malloc(n * sizeof(*q)) : NULL;
+	int hit = 0;
+
+	if (!q) {
+		free(t);
+		return 0;
+	}
+	/* Breadth first from root: q holds the descendants found so far. */
+	for (size_t i = 0; i < n; i++)
+		if (t[i].ppid == root)
+			q[qn++] = t[i].pid;
+	for (size_t k = 0; k < qn; k++)
+		for (size_t i = 0; i < n; i++)
+			if (t[i].ppid == q[k] && qn < n)
+				q[qn++] = t[i].pid;
+	for (size_t k = 0; k < qn; k++) {
+		/* The wrapper's children lead their process group (setsid): the whole group. */
+		if (getpgid(q[k]) == q[k])
+			kill(-q[k], sig);
+		if (kill(q[k], sig) == 0)
+			hit++;
+	}
+	free(q);
+	free(t);
+	return hit;
+}
+
+static int dk_kill_local(struct sbx_proc *p, int sig)
+{
+	struct json_object *obj = NULL;
+	struct sbx_err err = {0};
+	char path[64];
+
+	if (!p->host_pid) {
+		if (dk_exec_inspect(p, &obj, &err) < 0)
+			return -err.code;
+		p->host_pid = (long)dk_json_int(obj, "Pid", 0);
+		json_object_put(obj);
+		if (!p->host_pid)
+			return -ESRCH;   /* not running (any more) */
+	}
+	snprintf(path, sizeof(path), "/proc/%ld", p->host_pid);
+	if (access(path, F_OK) < 0)
+		return -ENOTSUP;   /* another pid namespace than the engine's: use the remote way */
+	/* Right after spawn the program may not be forked yet: try for up to a second. */
+	for (int i = 0; i < 200; i++) {
+		if (dk_kill_tree((pid_t)p->host_pid, sig) > 0)
+			return 0;
+		if (kill((pid_t)p->host_pid, 0) < 0)
+			return 0;   /* the wrapper is gone: nothing left to signal */
+		dk_sleep_ms(5);
+	}
+	return -ESRCH;
+}
+
+static int dk_kill_remote(struct sbx_proc *p, int sig)
+{
+	struct json_object *o = json_object_new_object(), *cmd = json_object_new_array();
+	struct dk_resp resp = {0};
+	struct sbx_err err = {0};
+	char script[512], path[160], id[72];
+	int r;
+
+	snprintf(script, sizeof(script),
+		 "i=0; while [ ! -s %s/pid ] && [ $i -lt 50 ]; do sleep 0.02; i=$((i+1)); done; "
+		 "p=$(cat %s/pid 2>/dev/null) || exit 0; kill -%d -- -$p 2>/dev/null || kill -%d $p",
+		 p->dir, p->dir, sig, sig);
+	json_object_array_add(cmd, json_object_new_string("/bin/sh"));
+	json_object_array_add(cmd, json_object_new_string("-c"));
+	json_object_array_add(cmd, json_object_new_string(script));
+	json_object_object_add(o, "User", json_object_new_string("1000:1000"));
+	json_object_object_add(o, "Cmd", cmd);
+	r = dk_exec_create(p->inst, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), id,
+			   sizeof(id), &err);
+	json_object_put(o);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "/exec/%s/start", id);
+	r = dk_request(&p->inst->be->eng, "POST", path, "{\"Detach\":true,\"Tty\":false}",
+		       DK_TIMEOUT_MS, &resp, &err);
+	dk_resp_free(&resp);
+	return r;
+}
+
+int dk_exec_kill(struct sbx_proc *p, int sig)
+{
+	int r = -ENOTSUP;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->inst->be->eng.local)
+		r = dk_kill_local(p, sig);
+	if (r == -ENOTSUP)
+		r = dk_kill_remote(p, sig);
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}

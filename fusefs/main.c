@@ -1,8 +1,319 @@
-/* main.c - placeholder entry point while the FUSE layer is written. */
-#include <stdio.h>
+/*
+ * main.c - sbxfs: code-execution sandboxes as a FUSE filesystem.
+ *
+ *   sbxfs [-f] [-o backend=local,state=DIR,...] MOUNTPOINT
+ *
+ * Parses the options, opens the control plane (which re-attaches every
+ * sandbox in the state directory), mounts, and serves requests until
+ * unmounted. Unmounting leaves every sandbox running.
+ */
+#include "fs.h"
+#include "../control/ctl_parse.h"
 
-int main(void)
+#include <errno.h>
+#include <fuse_opt.h>
+#include <limits.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern const struct fuse_lowlevel_ops sbxfs_ops;
+
+struct options {
+	char *backend, *state, *ttl, *timeout, *mem, *cpus, *pids, *disk, *history, *output_max;
+	char *docker_host;
+	int help, version;
+};
+
+#define OPT(t, p) { t, offsetof(struct options, p), 1 }
+static const struct fuse_opt option_spec[] = {
+	OPT("backend=%s", backend),   OPT("state=%s", state),   OPT("ttl=%s", ttl),
+	OPT("timeout=%s", timeout),   OPT("mem=%s", mem),       OPT("cpus=%s", cpus),
+	OPT("pids=%s", pids),         OPT("disk=%s", disk),     OPT("history=%s", history),
+	OPT("output_max=%s", output_max), OPT("docker_host=%s", docker_host),
+	OPT("-h", help),              OPT("--help", help),      OPT("-V", version),
+	OPT("--version", version),    FUSE_OPT_END
+};
+
+static void usage(const char *prog)
 {
-	fputs("sbxfs: not built yet\n", stderr);
-	return 1;
+	printf("usage: %s [options] MOUNTPOINT\n\n"
+	       "sbxfs options (-o name=value, comma-separated):\n"
+	       "    -o backend=local|docker  backend that runs sandboxes (default: local)\n"
+	       "    -o state=DIR             where sandbox state lives (default: /var/lib/sbxfs for root,\n"
+	       "                             $XDG_STATE_HOME/sbxfs or ~/.local/state/sbxfs otherwise)\n"
+	       "    -o ttl=SECONDS           default time-to-live of a sandbox, 0 = never (default: 600)\n"
+	       "    -o timeout=SECONDS       default run timeout (default: 60)\n"
+	       "    -o mem=SIZE              default memory limit (default: 512M)\n"
+	       "    -o cpus=N                default CPU limit in cores (default: 1)\n"
+	       "    -o pids=N                default process limit (default: 256)\n"
+	       "    -o disk=SIZE             default limit on what a sandbox writes (default: 1G)\n"
+	       "    -o history=N             runs kept under runs/ (default: 20)\n"
+	       "    -o output_max=SIZE       cap on stdout and on stderr of one run (default: 64M)\n"
+	       "    -o docker_host=URL       docker engine: unix:///path or tcp://host:port\n"
+	       "                             (default: $DOCKER_HOST or unix:///var/run/docker.sock)\n"
+	       "\n", prog);
+}
+
+static int parse_options(const struct options *o, struct ctl_config *cfg, struct sbx_err *err)
+{
+	uint64_t v;
+	int ret;
+
+	cfg->backend = o->backend ? o->backend : "local";
+	cfg->docker_host = o->docker_host;
+	cfg->ttl = 600;
+	cfg->timeout = 60;
+	cfg->limits.mem_bytes = 512ull << 20;
+	cfg->limits.cpu_millis = 1000;
+	cfg->limits.pids = 256;
+	cfg->limits.disk_bytes = 1ull << 30;
+	cfg->history = 20;
+	cfg->output_max = 64ull << 20;
+	if (o->ttl && (ret = ctl_parse_seconds("ttl", o->ttl, &cfg->ttl, err)))
+		return ret;
+	if (o->timeout && (ret = ctl_parse_seconds("timeout", o->timeout, &cfg->timeout, err)))
+		return ret;
+	if (o->mem && (ret = ctl_parse_size("mem", o->mem, &cfg->limits.mem_bytes, err)))
+		return ret;
+	if (o->cpus && (ret = ctl_parse_cpus("cpus", o->cpus, &cfg->limits.cpu_millis, err)))
+		return ret;
+	if (o->pids) {
+		ret = ctl_parse_uint("pids", o->pids, 8, 1u << 22, &v, err);
+		if (ret)
+			return ret;
+		cfg->limits.pids = (uint32_t)v;
+	}
+	if (o->disk && (ret = ctl_parse_size("disk", o->disk, &cfg->limits.disk_bytes, err)))
+		return ret;
+	if (o->history) {
+		ret = ctl_parse_uint("history", o->history, 1, 100000, &v, err);
+		if (ret)
+			return ret;
+		cfg->history = (uint32_t)v;
+	}
+	if (o->output_max && (ret = ctl_parse_size("output_max", o->output_max, &cfg->output_max, err)))
+		return ret;
+	if (cfg->timeout == 0)
+		return sbx_err_set(err, ERANGE, "timeout must be at least 1 second");
+	return 0;
+}
+
+static char *default_state_dir(void)
+{
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	char *dir;
+
+	if (geteuid() == 0)
+		return strdup("/var/lib/sbxfs");
+	if (xdg && xdg[0] == '/')
+		return asprintf(&dir, "%s/sbxfs", xdg) < 0 ? NULL : dir;
+	return asprintf(&dir, "%s/.local/state/sbxfs", home ? home : "/tmp") < 0 ? NULL : dir;
+}
+
+static int mkdir_parents(const char *path)
+{
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(buf, 0755);
+		*p = '/';
+	}
+	return mkdir(buf, 0700) && errno != EEXIST ? -errno : 0;
+}
+
+/* Where sbxfs-agent is: beside this binary in a build tree, else the install dir. */
+static char *find_helper_dir(void)
+{
+	static const char *const rel[] = { "backend/local", "." };
+	char exe[PATH_MAX], probe[PATH_MAX + 64];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n > 0) {
+		exe[n] = '\0';
+		dirname(exe);
+		for (size_t i = 0; i < 2; i++) {
+			snprintf(probe, sizeof(probe), "%s/%s/sbxfs-agent", exe, rel[i]);
+			if (access(probe, X_OK) == 0) {
+				snprintf(probe, sizeof(probe), "%s/%s", exe, rel[i]);
+				return realpath(probe, NULL);
+			}
+		}
+	}
+	return strdup(SBX_HELPER_DIR);
+}
+
+/*
+ * Backgrounding: the parent waits until the child has mounted (or failed),
+ * so `sbxfs MNT && ls MNT` never races the mount.
+ */
+static int daemonize_wait(int *notify_fd)
+{
+	int pipefd[2];
+	pid_t pid;
+	char status = 1;
+
+	if (pipe(pipefd))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(pipefd[1]);
+		if (read(pipefd[0], &status, 1) != 1)
+			status = 1;
+		_exit(status);
+	}
+	close(pipefd[0]);
+	setsid();
+	*notify_fd = pipefd[1];
+	return 0;
+}
+
+static void daemon_ready(int notify_fd, char status)
+{
+	int devnull;
+
+	if (notify_fd < 0)
+		return;
+	if (status == 0) {
+		devnull = open("/dev/null", O_RDWR);
+		if (devnull >= 0) {
+			dup2(devnull, 0);
+			dup2(devnull, 1);
+			dup2(devnull, 2);
+			if (devnull > 2)
+				close(devnull);
+		}
+		if (chdir("/"))
+			status = 1;
+	}
+	if (write(notify_fd, &status, 1) != 1)
+		status = 1;
+	close(notify_fd);
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd = { 0 };
+	struct options o = { 0 };
+	struct ctl_config cfg = { 0 };
+	struct sbx_err err = { 0 };
+	struct fuse_loop_config *loop = NULL;
+	char *state = NULL, *helper = NULL, *mnt_abs = NULL;
+	int ret = 1, notify_fd = -1;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (fuse_opt_parse(&args, &o, option_spec, NULL) == -1)
+		return 1;
+	if (o.version) {
+		printf("sbxfs %s (libfuse %s)\n", SBX_VERSION, fuse_pkgversion());
+		return 0;
+	}
+	if (fuse_parse_cmdline(&args, &cmd) != 0)
+		return 1;
+	if (o.help || cmd.show_help) {
+		usage(argv[0]);
+		printf("FUSE options:\n");
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		ret = 0;
+		goto out_args;
+	}
+	if (!cmd.mountpoint) {
+		fprintf(stderr, "sbxfs: no mount point given (see sbxfs --help)\n");
+		goto out_args;
+	}
+	if (parse_options(&o, &cfg, &err)) {
+		fprintf(stderr, "sbxfs: %s\n", err.msg);
+		goto out_args;
+	}
+	state = o.state ? strdup(o.state) : default_state_dir();
+	if (!state || mkdir_parents(state)) {
+		fprintf(stderr, "sbxfs: cannot create state directory '%s': %m\n", state ? state : "");
+		goto out_args;
+	}
+	cfg.state_root = realpath(state, NULL);
+	mnt_abs = realpath(cmd.mountpoint, NULL);
+	if (!cfg.state_root || !mnt_abs) {
+		fprintf(stderr, "sbxfs: cannot resolve '%s': %m\n", cfg.state_root ? cmd.mountpoint : state);
+		goto out_args;
+	}
+	helper = find_helper_dir();
+	cfg.helper_dir = helper;
+	cfg.mountpoint = mnt_abs;
+	fs.mountpoint = mnt_abs;
+	fs.uid = getuid();
+	fs.gid = getgid();
+
+	if (!cmd.foreground && daemonize_wait(&notify_fd)) {
+		fprintf(stderr, "sbxfs: cannot go to the background: %m\n");
+		goto out_args;
+	}
+	node_table_init();
+	if (ctl_open(&cfg, &fs.ctl, &err)) {
+		fprintf(stderr, "sbxfs: %s\n", err.msg);
+		goto out_notify;
+	}
+	fs.se = fuse_session_new(&args, &sbxfs_ops, sizeof(sbxfs_ops), NULL);
+	if (!fs.se)
+		goto out_ctl;
+	if (fuse_set_signal_handlers(fs.se))
+		goto out_session;
+	if (fuse_session_mount(fs.se, mnt_abs)) {
+		fprintf(stderr, "sbxfs: cannot mount on '%s'\n", mnt_abs);
+		goto out_signals;
+	}
+	if (notify_start() == 0)
+		ctl_set_announcer(fs.ctl, notify_announce, NULL);
+	daemon_ready(notify_fd, 0);
+	notify_fd = -1;
+
+	loop = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(loop, cmd.clone_fd);
+	fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
+	fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
+	ret = cmd.singlethread ? fuse_session_loop(fs.se) : fuse_session_loop_mt(fs.se, loop);
+	fuse_loop_cfg_destroy(loop);
+
+	ctl_set_announcer(fs.ctl, NULL, NULL);
+	notify_stop();
+	fuse_session_unmount(fs.se);
+out_signals:
+	fuse_remove_signal_handlers(fs.se);
+out_session:
+	fuse_session_destroy(fs.se);
+out_ctl:
+	ctl_close(fs.ctl);
+out_notify:
+	daemon_ready(notify_fd, 1);
+out_args:
+	free(cmd.mountpoint);
+	fuse_opt_free_args(&args);
+	free(state);
+	free(helper);
+	free(mnt_abs);
+	free((char *)cfg.state_root);
+	free(o.backend);
+	free(o.state);
+	free(o.ttl);
+	free(o.timeout);
+	free(o.mem);
+	free(o.cpus);
+	free(o.pids);
+	free(o.disk);
+	free(o.history);
+	free(o.output_max);
+	free(o.docker_host);
+	return ret ? 1 : 0;
 }

@@ -1,0 +1,138 @@
+/*
+ * control.h - the control plane as the FUSE layer sees it.
+ *
+ * The control plane owns sandboxes: it parses ctl commands, keeps the registry
+ * and each sandbox's state on disk, runs code through the backend, and reaps
+ * sandboxes whose TTL has passed. It knows nothing of FUSE: waiting readers are
+ * plain callbacks.
+ */
+#ifndef SBX_CONTROL_H
+#define SBX_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "../backend/backend.h"
+
+struct sbx_ctl;
+struct sandbox;
+
+struct ctl_config {
+	const char *backend;       /* "local" or "docker" */
+	const char *state_root;    /* absolute */
+	const char *mountpoint;    /* absolute; used to announce changes through the mount */
+	const char *docker_host;
+	const char *helper_dir;
+	uint64_t ttl;              /* default TTL, seconds; 0 = never */
+	uint64_t timeout;          /* default run timeout, seconds */
+	struct sbx_limits limits;  /* default limits */
+	uint32_t history;          /* runs kept */
+	uint64_t output_max;       /* bytes kept per stream per run */
+};
+
+/* Opens the state root, starts the backend and re-attaches every sandbox found. */
+int ctl_open(const struct ctl_config *cfg, struct sbx_ctl **out, struct sbx_err *err);
+/* Stops the reaper and releases (does not kill) every sandbox. */
+void ctl_close(struct sbx_ctl *ctl);
+
+/* Announces changes through the mount once it is up (see notify in fusefs). */
+void ctl_set_announcer(struct sbx_ctl *ctl, void (*announce)(const char *name, const char *ctx, void *arg),
+		       void *arg);
+
+/* Registry. ctl_sandbox_get returns a reference (or NULL); drop it with sandbox_put. */
+struct sandbox *ctl_sandbox_get(struct sbx_ctl *ctl, const char *name);
+void sandbox_ref(struct sandbox *sb);
+void sandbox_put(struct sandbox *sb);
+/* NULL-terminated, sorted list of names; free with ctl_strv_free (ctl_parse.h). */
+char **ctl_sandbox_names(struct sbx_ctl *ctl);
+bool ctl_name_reserved(const char *name);
+
+/*
+ * Executes a ctl write. sb == NULL: the root ctl (new, kill). Lines run in
+ * order and stop at the first bad one. Returns 0 or a negative errno; *reply
+ * gets the text a read of the same open file gives back (malloc'd).
+ * `where` names the ctl file for the errors log ("/ctl", "/box/ctl").
+ */
+int ctl_execute(struct sbx_ctl *ctl, struct sandbox *sb, const char *buf, size_t len,
+		const char *where, char **reply);
+
+/* mkdir / rmdir of a sandbox directory. */
+int ctl_create_default(struct sbx_ctl *ctl, const char *name, struct sbx_err *err);
+int ctl_kill(struct sbx_ctl *ctl, const char *name, struct sbx_err *err);
+
+/* The `errors` file, newest last; malloc'd text. */
+char *ctl_errors_text(struct sbx_ctl *ctl);
+/* Records a failure that did not come through ctl (mkdir, a bad env write). */
+void ctl_log_error(struct sbx_ctl *ctl, const char *where, const char *what, size_t what_len,
+		   const char *reason);
+
+/* Templates. */
+const struct sbx_template_info *const *ctl_templates(struct sbx_ctl *ctl);
+const char *ctl_backend_name(struct sbx_ctl *ctl);
+
+/* Per-sandbox texts (malloc'd). */
+const char *sandbox_name(const struct sandbox *sb);
+bool sandbox_alive(struct sandbox *sb);
+char *sandbox_status_text(struct sandbox *sb);
+char *sandbox_info_json(struct sandbox *sb);
+char *sandbox_metrics_json(struct sandbox *sb);
+char *sandbox_env_text(struct sandbox *sb);
+int sandbox_set_env(struct sandbox *sb, const char *buf, size_t len, struct sbx_err *err);
+/* An O_PATH fd of the sandbox's root for files/. */
+int sandbox_root_fd(struct sandbox *sb, int *fd, struct sbx_err *err);
+
+/* ---- runs ---- */
+
+enum run_lang { RUN_PYTHON, RUN_NODE, RUN_BASH };
+#define RUN_LANG_COUNT 3
+/* "run.py" -> RUN_PYTHON; -1 when not a run file. */
+int run_lang_from_file(const char *name);
+const char *run_lang_file(enum run_lang lang);
+
+typedef void (*run_done_fn)(void *arg, int exit_code);
+
+/*
+ * A waiter on a run queue. `fn` is called exactly once, from a control thread,
+ * when the queue becomes idle (or the sandbox dies, with exit_code -1).
+ */
+struct run_waiter {
+	struct run_waiter *next;
+	run_done_fn fn;
+	void *arg;
+};
+
+/*
+ * Queues code to run (ctx NULL: a fresh process; else that context's
+ * interpreter). Takes ownership of code (malloc'd). done->fn is called when
+ * this run has ended. Returns 0 or a negative errno.
+ */
+int run_submit(struct sandbox *sb, const char *ctx, enum run_lang lang, char *code, size_t len,
+	       struct run_waiter *done, struct sbx_err *err);
+
+/* Adds a waiter for "no run in progress"; false when already idle (not added). */
+bool run_wait_idle(struct sandbox *sb, const char *ctx, struct run_waiter *w);
+
+/* Whether a run is queued or in progress. */
+bool run_busy(struct sandbox *sb, const char *ctx);
+
+/*
+ * Files of the latest run, for stdout/stderr/exit/code reads: returns an fd
+ * opened read-only (caller closes), or -ENOENT (no run yet; for "exit" also
+ * while a run is in progress). which: "stdout", "stderr", "exit", "code".
+ */
+int run_open_latest(struct sandbox *sb, const char *ctx, const char *which);
+
+/* Code last written to a run file (for reading run.py back). malloc'd; NULL if none. */
+char *run_last_code(struct sandbox *sb, const char *ctx, enum run_lang lang, size_t *len);
+
+/* History: the run numbers kept, ascending; free(). */
+uint64_t *run_history(struct sandbox *sb, const char *ctx, size_t *n);
+/* A file of run N: "code", "stdout", "stderr", "exit", "info". fd or -ENOENT. */
+int run_open_file(struct sandbox *sb, const char *ctx, uint64_t n, const char *which);
+
+/* stdin for the next runs: replaces the content. */
+int run_set_stdin(struct sandbox *sb, const char *ctx, const char *buf, size_t len);
+
+#endif

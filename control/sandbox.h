@@ -1,0 +1,116 @@
+/*
+ * sandbox.h - the control plane's internal view of one sandbox and of the
+ * registry. Not for fusefs/: it uses control.h.
+ */
+#ifndef SBX_SANDBOX_H
+#define SBX_SANDBOX_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "control.h"
+
+struct json_object;
+
+/* One queue of runs: the sandbox's own, or a context's. */
+struct run_queue {
+	struct run_item *head, *tail;   /* waiting, in order */
+	bool running;                   /* a worker thread owns the queue */
+	uint64_t latest;                /* number of the latest run started, 0 = none */
+	bool latest_done;
+	uint64_t next;                  /* number the next run gets */
+	struct run_waiter *idle_waiters;
+	char *last_code[RUN_LANG_COUNT];
+	size_t last_code_len[RUN_LANG_COUNT];
+	char *stdin_buf;
+	size_t stdin_len;
+};
+
+struct sandbox {
+	atomic_int refs;
+	struct sbx_ctl *ctl;
+	pthread_mutex_t lock;           /* guards everything below but `ops` calls on inst */
+	pthread_mutex_t op_lock;        /* serialises backend calls on inst */
+	pthread_cond_t idle_cond;       /* signalled when the run worker exits */
+
+	char name[65];
+	char id[33];
+	char template_name[65];
+	char dir[4096];                 /* state_root/sandboxes/NAME */
+
+	time_t created;
+	time_t last_active;             /* TTL counts from here */
+	uint64_t ttl;                   /* seconds; 0 = never */
+	uint64_t timeout;               /* default run timeout, seconds */
+	struct sbx_limits limits;
+	char **env;                     /* KEY=VALUE, NULL-terminated */
+	struct json_object *meta;       /* object of string values */
+	bool paused;
+
+	struct sbx_instance *inst;
+	bool dead;                      /* killed: every call fails with ENOENT */
+
+	struct run_queue runs;
+
+	/* for cpu_percent */
+	double prev_cpu;
+	struct timespec prev_cpu_at;
+};
+
+struct sbx_ctl {
+	struct ctl_config cfg;
+	char *state_root;
+	char *mountpoint;
+	const struct sbx_backend_ops *ops;
+	struct sbx_backend *be;
+
+	pthread_mutex_t lock;           /* guards the registry and the errors log */
+	struct sandbox **sandboxes;
+	size_t nsandboxes, cap;
+
+	char *errors[100];
+	size_t nerrors, errors_head;
+
+	pthread_t reaper;
+	pthread_cond_t reaper_cond;
+	bool stopping;
+
+	void (*announce)(const char *name, const char *ctx, void *arg);
+	void *announce_arg;
+};
+
+/* registry.c */
+struct sandbox *sandbox_new(struct sbx_ctl *ctl, const char *name);
+void sandbox_get(struct sandbox *sb);
+int registry_add(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err);
+void registry_remove(struct sbx_ctl *ctl, struct sandbox *sb);
+int sandbox_create(struct sbx_ctl *ctl, const char *name, const char *template_name, uint64_t ttl,
+		   uint64_t timeout, const struct sbx_limits *limits, char **env,
+		   struct json_object *meta, struct sbx_err *err);
+int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err);
+void sandbox_touch(struct sandbox *sb);
+void sandbox_spec(const struct sandbox *sb, struct sbx_spec *spec, char *state_dir, size_t size);
+
+/* registry.c, internal */
+void ctl_close_sandboxes(struct sbx_ctl *ctl);
+
+/* state.c: sandbox.json, written atomically */
+int state_save(struct sandbox *sb, struct sbx_err *err);
+int state_load(struct sbx_ctl *ctl, const char *name, struct sandbox **out, struct sbx_err *err);
+int write_file_atomic(const char *path, const char *data, size_t len, struct sbx_err *err);
+int rm_rf(const char *path);
+
+/* run.c */
+void run_queue_free(struct run_queue *q);
+void run_abort_all(struct sandbox *sb);
+void run_load_history(struct sandbox *sb);
+/* With sb->lock held: whether a run is queued or running (TTL does not expire then). */
+bool run_busy_locked_hint(struct sandbox *sb);
+/* The run worker holds the sandbox; waits until it is done (with sb->lock not held). */
+void run_wait_worker(struct sandbox *sb);
+
+/* errors log (ctl_exec.c) */
+void errors_add(struct sbx_ctl *ctl, const char *where, const char *cmd, size_t cmd_len,
+		const char *reason);
+
+#endif

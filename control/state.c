@@ -1,0 +1,191 @@
+/*
+ * state.c - a sandbox's state on disk: state_root/sandboxes/NAME/sandbox.json.
+ *
+ * Written whole to a temporary file, fsync'd and renamed over the old one, so
+ * a crash at any point leaves either the old or the new state, never a torn one.
+ */
+#include "sandbox.h"
+#include "ctl_parse.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int write_file_atomic(const char *path, const char *data, size_t len, struct sbx_err *err)
+{
+	char tmp[4200];
+	size_t done = 0;
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return sbx_err_sys(err, errno, "cannot write '%s'", tmp);
+	while (done < len) {
+		ssize_t n = write(fd, data + done, len - done);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			goto out_fail;
+		}
+		done += (size_t)n;
+	}
+	if (fsync(fd))
+		goto out_fail;
+	if (close(fd)) {
+		fd = -1;
+		goto out_fail;
+	}
+	if (rename(tmp, path)) {
+		fd = -1;
+		goto out_fail;
+	}
+	return 0;
+
+out_fail: {
+	int saved = errno;
+
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return sbx_err_sys(err, saved, "cannot write '%s'", path);
+}
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+int rm_rf(const char *path)
+{
+	return nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+static json_object *limits_json(const struct sbx_limits *l)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "mem", json_object_new_int64((int64_t)l->mem_bytes));
+	json_object_object_add(o, "cpu_millis", json_object_new_int64(l->cpu_millis));
+	json_object_object_add(o, "pids", json_object_new_int64(l->pids));
+	json_object_object_add(o, "disk", json_object_new_int64((int64_t)l->disk_bytes));
+	return o;
+}
+
+int state_save(struct sandbox *sb, struct sbx_err *err)
+{
+	char path[4200];
+	json_object *o, *env;
+	const char *text;
+	int ret;
+
+	o = json_object_new_object();
+	env = json_object_new_array();
+	pthread_mutex_lock(&sb->lock);
+	json_object_object_add(o, "version", json_object_new_int(1));
+	json_object_object_add(o, "name", json_object_new_string(sb->name));
+	json_object_object_add(o, "id", json_object_new_string(sb->id));
+	json_object_object_add(o, "template", json_object_new_string(sb->template_name));
+	json_object_object_add(o, "created", json_object_new_int64(sb->created));
+	json_object_object_add(o, "last_active", json_object_new_int64(sb->last_active));
+	json_object_object_add(o, "ttl", json_object_new_int64((int64_t)sb->ttl));
+	json_object_object_add(o, "timeout", json_object_new_int64((int64_t)sb->timeout));
+	json_object_object_add(o, "paused", json_object_new_boolean(sb->paused));
+	json_object_object_add(o, "limits", limits_json(&sb->limits));
+	for (char **e = sb->env; e && *e; e++)
+		json_object_array_add(env, json_object_new_string(*e));
+	json_object_object_add(o, "env", env);
+	json_object_object_add(o, "meta", json_object_get(sb->meta));
+	pthread_mutex_unlock(&sb->lock);
+
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+	snprintf(path, sizeof(path), "%s/sandbox.json", sb->dir);
+	ret = write_file_atomic(path, text, strlen(text), err);
+	json_object_put(o);
+	return ret;
+}
+
+static int64_t get_int(json_object *o, const char *key, int64_t dflt)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return dflt;
+	return json_object_get_int64(v);
+}
+
+static const char *get_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+int state_load(struct sbx_ctl *ctl, const char *name, struct sandbox **out, struct sbx_err *err)
+{
+	json_object *o, *limits, *env, *meta;
+	char path[4200];
+	struct sandbox *sb;
+	const char *s;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/sandboxes/%s/sandbox.json", ctl->state_root, name);
+	o = json_object_from_file(path);
+	if (!o)
+		return sbx_err_set(err, EIO, "cannot read '%s': %s", path, json_util_get_last_err());
+	sb = sandbox_new(ctl, name);
+	if (!sb) {
+		json_object_put(o);
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	}
+	s = get_str(o, "id");
+	snprintf(sb->id, sizeof(sb->id), "%s", s ? s : "");
+	s = get_str(o, "template");
+	snprintf(sb->template_name, sizeof(sb->template_name), "%s", s ? s : "default");
+	sb->created = (time_t)get_int(o, "created", time(NULL));
+	sb->last_active = (time_t)get_int(o, "last_active", sb->created);
+	sb->ttl = (uint64_t)get_int(o, "ttl", 0);
+	sb->timeout = (uint64_t)get_int(o, "timeout", 60);
+	if (json_object_object_get_ex(o, "paused", &meta))
+		sb->paused = json_object_get_boolean(meta);
+	if (json_object_object_get_ex(o, "limits", &limits)) {
+		sb->limits.mem_bytes = (uint64_t)get_int(limits, "mem", 0);
+		sb->limits.cpu_millis = (uint32_t)get_int(limits, "cpu_millis", 0);
+		sb->limits.pids = (uint32_t)get_int(limits, "pids", 0);
+		sb->limits.disk_bytes = (uint64_t)get_int(limits, "disk", 0);
+	}
+	if (json_object_object_get_ex(o, "env", &env) && json_object_is_type(env, json_type_array)) {
+		n = json_object_array_length(env);
+		sb->env = calloc(n + 1, sizeof(char *));
+		for (size_t i = 0; sb->env && i < n; i++)
+			sb->env[i] = strdup(json_object_get_string(json_object_array_get_idx(env, i)));
+	}
+	if (json_object_object_get_ex(o, "meta", &meta) && json_object_is_type(meta, json_type_object))
+		sb->meta = json_object_get(meta);
+	else
+		sb->meta = json_object_new_object();
+	json_object_put(o);
+	if (!sb->id[0]) {
+		sandbox_put(sb);
+		return sbx_err_set(err, EINVAL, "'%s' has no id", path);
+	}
+	*out = sb;
+	return 0;
+}

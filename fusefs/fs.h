@@ -1,0 +1,104 @@
+/*
+ * fs.h - what the files of fusefs/ share: the mount's globals, open-file
+ * handles, and the two halves of the request handlers (synthetic files in
+ * synth.c, files/ passthrough in passthrough.c).
+ */
+#ifndef SBX_FS_H
+#define SBX_FS_H
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "../control/control.h"
+#include "node.h"
+
+struct fs {
+	struct sbx_ctl *ctl;
+	struct fuse_session *se;
+	char *mountpoint;
+	uid_t uid;          /* owner shown for synthetic files: the mounting user */
+	gid_t gid;
+};
+
+extern struct fs fs;
+
+/* An open synthetic file. */
+struct handle {
+	struct node *node;
+	pthread_mutex_t lock;
+	char *data;          /* snapshot for reads, or the reply of the last ctl write */
+	size_t len;
+	char *wbuf;          /* bytes written, for run/env/stdin files */
+	size_t wlen;
+	bool dirty;          /* written since the last run/commit */
+	int fd;              /* stdout/stderr/exit/run files: the spooled file */
+	off_t reply_base;    /* ctl: file offset where the reply of the last write starts */
+};
+
+#define CODE_MAX (16u << 20)   /* a run file larger than this fails with EFBIG */
+
+/* synth.c */
+void synth_lookup(fuse_req_t req, struct node *parent, const char *name);
+void synth_getattr(fuse_req_t req, struct node *n);
+void synth_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set);
+void synth_readdir(fuse_req_t req, struct node *n, size_t size, off_t off);
+void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
+void synth_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
+void synth_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);
+void synth_flush(fuse_req_t req, struct handle *h);
+void synth_release(fuse_req_t req, struct handle *h);
+void synth_mkdir(fuse_req_t req, struct node *parent, const char *name);
+void synth_rmdir(fuse_req_t req, struct node *parent, const char *name);
+void synth_create(fuse_req_t req, struct node *parent, const char *name, struct fuse_file_info *fi);
+int synth_stat(struct node *n, struct stat *st);
+
+/* passthrough.c: files/ */
+int pt_files_root(struct node *sbx_node, struct fuse_entry_param *e);
+void pt_lookup(fuse_req_t req, struct node *parent, const char *name);
+void pt_getattr(fuse_req_t req, struct node *n);
+void pt_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set, struct fuse_file_info *fi);
+void pt_readlink(fuse_req_t req, struct node *n);
+void pt_mknod(fuse_req_t req, struct node *parent, const char *name, mode_t mode, dev_t rdev);
+void pt_mkdir(fuse_req_t req, struct node *parent, const char *name, mode_t mode);
+void pt_symlink(fuse_req_t req, const char *link, struct node *parent, const char *name);
+void pt_link(fuse_req_t req, struct node *n, struct node *newparent, const char *newname);
+void pt_unlink(fuse_req_t req, struct node *parent, const char *name);
+void pt_rmdir(fuse_req_t req, struct node *parent, const char *name);
+void pt_rename(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
+	       const char *newname, unsigned int flags);
+void pt_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
+void pt_create(fuse_req_t req, struct node *parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi);
+void pt_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi);
+void pt_write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off, struct fuse_file_info *fi);
+void pt_flush(fuse_req_t req, struct fuse_file_info *fi);
+void pt_release(fuse_req_t req, struct fuse_file_info *fi);
+void pt_fsync(fuse_req_t req, int datasync, struct fuse_file_info *fi);
+void pt_opendir(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
+void pt_readdir(fuse_req_t req, struct node *n, size_t size, off_t off, struct fuse_file_info *fi,
+		bool plus);
+void pt_releasedir(fuse_req_t req, struct fuse_file_info *fi);
+void pt_statfs(fuse_req_t req, struct node *n);
+void pt_fallocate(fuse_req_t req, int mode, off_t offset, off_t length, struct fuse_file_info *fi);
+void pt_lseek(fuse_req_t req, off_t off, int whence, struct fuse_file_info *fi);
+void pt_copy_file_range(fuse_req_t req, struct fuse_file_info *fi_in, off_t off_in,
+			struct fuse_file_info *fi_out, off_t off_out, size_t len, int flags);
+void pt_setxattr(fuse_req_t req, struct node *n, const char *name, const char *value, size_t size,
+		 int flags);
+void pt_getxattr(fuse_req_t req, struct node *n, const char *name, size_t size);
+void pt_listxattr(fuse_req_t req, struct node *n, size_t size);
+void pt_removexattr(fuse_req_t req, struct node *n, const char *name);
+
+/* notify.c: make daemon-side changes visible to inotify */
+int notify_start(void);
+void notify_stop(void);
+void notify_announce(const char *name, const char *ctx, void *arg);
+/* Whether the request comes from the notifier thread itself. */
+bool notify_is_self(fuse_req_t req);
+
+/* readme.c */
+extern const char root_readme[];
+
+#endif

@@ -1,0 +1,778 @@
+/*
+ * synth.c - the synthetic files: the mount root, templates/, and each
+ * sandbox's ctl, status, info, metrics, env, run.*, stdout, stderr, exit,
+ * wait, stdin and runs/. They map a path to a control-plane call and back.
+ *
+ * Synthetic files are direct_io with size 0 where the size is not known, and
+ * their attributes are never cached, so every read sees the present state.
+ */
+#include "fs.h"
+#include "pending.h"
+#include "../control/ctl_parse.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct sbx_file {
+	const char *name;
+	enum node_kind kind;
+	int lang;
+};
+
+static const struct sbx_file sbx_files[] = {
+	{ "ctl", N_SBX_CTL, -1 },       { "status", N_SBX_STATUS, -1 },
+	{ "info", N_SBX_INFO, -1 },     { "metrics", N_SBX_METRICS, -1 },
+	{ "env", N_SBX_ENV, -1 },       { "run.py", N_SBX_RUN, RUN_PYTHON },
+	{ "run.js", N_SBX_RUN, RUN_NODE }, { "run.sh", N_SBX_RUN, RUN_BASH },
+	{ "stdout", N_SBX_STDOUT, -1 }, { "stderr", N_SBX_STDERR, -1 },
+	{ "exit", N_SBX_EXIT, -1 },     { "wait", N_SBX_WAIT, -1 },
+	{ "stdin", N_SBX_STDIN, -1 },   { "runs", N_RUNS, -1 },
+	{ "files", N_PT, -1 },
+};
+#define SBX_FILES_COUNT (sizeof(sbx_files) / sizeof(sbx_files[0]))
+
+static const char *const run_file_names[] = { "code", "stdout", "stderr", "exit", "info" };
+#define RUN_FILES_COUNT (sizeof(run_file_names) / sizeof(run_file_names[0]))
+
+static bool is_dir_kind(enum node_kind k)
+{
+	return k == N_ROOT || k == N_TEMPLATES || k == N_SBX || k == N_RUNS || k == N_RUN;
+}
+
+static bool is_writable_kind(enum node_kind k)
+{
+	return k == N_ROOT_CTL || k == N_SBX_CTL || k == N_SBX_ENV || k == N_SBX_RUN || k == N_SBX_STDIN;
+}
+
+static const char *latest_which(enum node_kind k)
+{
+	return k == N_SBX_STDOUT ? "stdout" : k == N_SBX_STDERR ? "stderr" : "exit";
+}
+
+/* The spooled file behind a node, if it has one: fd or negative errno. */
+static int node_backing_fd(struct node *n)
+{
+	switch (n->kind) {
+	case N_SBX_STDOUT:
+	case N_SBX_STDERR:
+	case N_SBX_EXIT:
+		return run_open_latest(n->sb, NULL, latest_which(n->kind));
+	case N_RUN_FILE:
+		return run_open_file(n->sb, NULL, n->run, n->name);
+	default:
+		return -ENODATA;
+	}
+}
+
+int synth_stat(struct node *n, struct stat *st)
+{
+	struct timespec now;
+
+	memset(st, 0, sizeof(*st));
+	clock_gettime(CLOCK_REALTIME, &now);
+	st->st_ino = node_ino(n);
+	st->st_uid = fs.uid;
+	st->st_gid = fs.gid;
+	st->st_atim = st->st_mtim = st->st_ctim = now;
+	st->st_blksize = 4096;
+	if (n->sb && !sandbox_alive(n->sb))
+		return -ENOENT;
+	if (is_dir_kind(n->kind)) {
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		return 0;
+	}
+	st->st_mode = S_IFREG | (is_writable_kind(n->kind) ? 0644 : 0444);
+	st->st_nlink = 1;
+	if (n->kind == N_ROOT_README)
+		st->st_size = (off_t)strlen(root_readme);
+	if (n->kind == N_SBX_STDOUT || n->kind == N_SBX_STDERR || n->kind == N_SBX_EXIT ||
+	    n->kind == N_RUN_FILE) {
+		struct stat real;
+		int fd = node_backing_fd(n);
+
+		if (fd == -ENOENT && n->kind != N_SBX_EXIT && n->kind != N_RUN_FILE)
+			return 0;       /* stdout/stderr before the first run: empty */
+		if (fd < 0)
+			return fd;
+		if (fstat(fd, &real) == 0) {
+			st->st_size = real.st_size;
+			st->st_mtim = real.st_mtim;
+			st->st_ctim = real.st_ctim;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+static void reply_entry(fuse_req_t req, struct node *n)
+{
+	struct fuse_entry_param e;
+	int ret;
+
+	memset(&e, 0, sizeof(e));
+	ret = synth_stat(n, &e.attr);
+	if (ret) {
+		node_forget(n, 1);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	e.ino = node_ino(n);
+	e.attr_timeout = 0;
+	e.entry_timeout = 0;
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		node_forget(n, 1);
+}
+
+static bool template_exists(const char *name)
+{
+	const struct sbx_template_info *const *t = ctl_templates(fs.ctl);
+
+	for (; t && *t; t++)
+		if (strcmp((*t)->name, name) == 0)
+			return true;
+	return false;
+}
+
+static int run_number(const char *name, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!name[0] || name[0] == '0')
+		return -ENOENT;
+	v = strtoull(name, &end, 10);
+	if (*end)
+		return -ENOENT;
+	*out = v;
+	return 0;
+}
+
+void synth_lookup(fuse_req_t req, struct node *parent, const char *name)
+{
+	struct sandbox *sb = parent->sb;
+	struct node *n = NULL;
+
+	switch (parent->kind) {
+	case N_ROOT:
+		if (strcmp(name, "README") == 0)
+			n = node_synth(parent, name, N_ROOT_README, NULL, -1, 0);
+		else if (strcmp(name, "ctl") == 0)
+			n = node_synth(parent, name, N_ROOT_CTL, NULL, -1, 0);
+		else if (strcmp(name, "errors") == 0)
+			n = node_synth(parent, name, N_ROOT_ERRORS, NULL, -1, 0);
+		else if (strcmp(name, "templates") == 0)
+			n = node_synth(parent, name, N_TEMPLATES, NULL, -1, 0);
+		else {
+			sb = ctl_sandbox_get(fs.ctl, name);
+			if (!sb)
+				goto out_noent;
+			n = node_synth(parent, name, N_SBX, sb, -1, 0);
+			sandbox_put(sb);
+		}
+		break;
+	case N_TEMPLATES:
+		if (!template_exists(name))
+			goto out_noent;
+		n = node_synth(parent, name, N_TEMPLATE, NULL, -1, 0);
+		break;
+	case N_SBX:
+		if (!sandbox_alive(sb))
+			goto out_noent;
+		for (size_t i = 0; i < SBX_FILES_COUNT; i++) {
+			const struct sbx_file *f = &sbx_files[i];
+
+			if (strcmp(f->name, name))
+				continue;
+			if (f->kind == N_PT) {
+				struct fuse_entry_param e;
+				int ret = pt_files_root(parent, &e);
+
+				if (ret) {
+					fuse_reply_err(req, -ret);
+					return;
+				}
+				fuse_reply_entry(req, &e);
+				return;
+			}
+			if (f->kind == N_SBX_EXIT) {
+				int fd;
+
+				/* The notifier creates `exit` through the mount so watchers see it appear. */
+				if (notify_is_self(req))
+					goto out_noent;
+				fd = run_open_latest(sb, NULL, "exit");
+				if (fd < 0)
+					goto out_noent;
+				close(fd);
+			}
+			n = node_synth(parent, name, f->kind, sb, f->lang, 0);
+			break;
+		}
+		if (!n)
+			goto out_noent;
+		break;
+	case N_RUNS: {
+		uint64_t num;
+		int fd;
+
+		if (run_number(name, &num))
+			goto out_noent;
+		fd = run_open_file(sb, NULL, num, "code");
+		if (fd < 0)
+			goto out_noent;
+		close(fd);
+		n = node_synth(parent, name, N_RUN, sb, -1, num);
+		break;
+	}
+	case N_RUN: {
+		int fd = -ENOENT;
+
+		for (size_t i = 0; i < RUN_FILES_COUNT; i++)
+			if (strcmp(name, run_file_names[i]) == 0)
+				fd = run_open_file(sb, NULL, parent->run, name);
+		if (fd < 0)
+			goto out_noent;
+		close(fd);
+		n = node_synth(parent, name, N_RUN_FILE, sb, -1, parent->run);
+		break;
+	}
+	default:
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (!n) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	reply_entry(req, n);
+	return;
+
+out_noent:
+	fuse_reply_err(req, ENOENT);
+}
+
+void synth_getattr(fuse_req_t req, struct node *n)
+{
+	struct stat st;
+	int ret = synth_stat(n, &st);
+
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_attr(req, &st, 0);
+}
+
+void synth_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set)
+{
+	(void)attr;
+	/* Truncation of a writable file is what `>` does before writing: accept it. */
+	if ((to_set & FUSE_SET_ATTR_SIZE) && !is_writable_kind(n->kind)) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	synth_getattr(req, n);
+}
+
+/* ---- readdir ---- */
+
+struct dirbuf {
+	char *p;
+	size_t size, len;
+};
+
+static void dirbuf_add(fuse_req_t req, struct dirbuf *b, const char *name, fuse_ino_t ino, bool dir)
+{
+	struct stat st = { .st_ino = ino, .st_mode = dir ? S_IFDIR : S_IFREG };
+	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+	char *grown;
+
+	if (b->len + need > b->size) {
+		size_t size = (b->size ? b->size * 2 : 4096) + need;
+
+		grown = realloc(b->p, size);
+		if (!grown)
+			return;
+		b->p = grown;
+		b->size = size;
+	}
+	fuse_add_direntry(req, b->p + b->len, b->size - b->len, name, &st, (off_t)(b->len + need));
+	b->len += need;
+}
+
+void synth_readdir(fuse_req_t req, struct node *n, size_t size, off_t off)
+{
+	struct dirbuf b = { 0 };
+
+	/* Unknown inode numbers are fine in readdir: lookup gives the real ones. */
+	dirbuf_add(req, &b, ".", node_ino(n), true);
+	dirbuf_add(req, &b, "..", 1, true);
+	switch (n->kind) {
+	case N_ROOT: {
+		char **names = ctl_sandbox_names(fs.ctl);
+
+		dirbuf_add(req, &b, "README", 2, false);
+		dirbuf_add(req, &b, "ctl", 3, false);
+		dirbuf_add(req, &b, "errors", 4, false);
+		dirbuf_add(req, &b, "templates", 5, true);
+		for (char **p = names; p && *p; p++)
+			dirbuf_add(req, &b, *p, 6, true);
+		ctl_strv_free(names);
+		break;
+	}
+	case N_TEMPLATES:
+		for (const struct sbx_template_info *const *t = ctl_templates(fs.ctl); t && *t; t++)
+			dirbuf_add(req, &b, (*t)->name, 7, false);
+		break;
+	case N_SBX:
+		for (size_t i = 0; i < SBX_FILES_COUNT; i++) {
+			const struct sbx_file *f = &sbx_files[i];
+
+			if (f->kind == N_SBX_EXIT) {
+				int fd = run_open_latest(n->sb, NULL, "exit");
+
+				if (fd < 0)
+					continue;
+				close(fd);
+			}
+			dirbuf_add(req, &b, f->name, 8 + i, f->kind == N_RUNS || f->kind == N_PT);
+		}
+		break;
+	case N_RUNS: {
+		size_t count;
+		uint64_t *runs = run_history(n->sb, NULL, &count);
+		char name[32];
+
+		for (size_t i = 0; i < count; i++) {
+			snprintf(name, sizeof(name), "%llu", (unsigned long long)runs[i]);
+			dirbuf_add(req, &b, name, 40, true);
+		}
+		free(runs);
+		break;
+	}
+	case N_RUN:
+		for (size_t i = 0; i < RUN_FILES_COUNT; i++) {
+			int fd = run_open_file(n->sb, NULL, n->run, run_file_names[i]);
+
+			if (fd < 0)
+				continue;
+			close(fd);
+			dirbuf_add(req, &b, run_file_names[i], 41, false);
+		}
+		break;
+	default:
+		free(b.p);
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if ((size_t)off < b.len)
+		fuse_reply_buf(req, b.p + off, b.len - (size_t)off < size ? b.len - (size_t)off : size);
+	else
+		fuse_reply_buf(req, NULL, 0);
+	free(b.p);
+}
+
+/* ---- open/read/write ---- */
+
+static char *template_text(const char *name)
+{
+	for (const struct sbx_template_info *const *t = ctl_templates(fs.ctl); t && *t; t++)
+		if (strcmp((*t)->name, name) == 0)
+			return strdup((*t)->description);
+	return NULL;
+}
+
+static void handle_set_data(struct handle *h, char *text)
+{
+	free(h->data);
+	h->data = text;
+	h->len = text ? strlen(text) : 0;
+}
+
+void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+{
+	int acc = fi->flags & O_ACCMODE;
+	struct handle *h;
+
+	if (is_dir_kind(n->kind)) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if (acc != O_RDONLY && !is_writable_kind(n->kind)) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	if (n->sb && !sandbox_alive(n->sb)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_init(&h->lock, NULL);
+	h->node = n;
+	h->fd = -1;
+	switch (n->kind) {
+	case N_ROOT_README:
+		handle_set_data(h, strdup(root_readme));
+		break;
+	case N_ROOT_ERRORS:
+		handle_set_data(h, ctl_errors_text(fs.ctl));
+		break;
+	case N_TEMPLATE:
+		handle_set_data(h, template_text(n->name));
+		break;
+	case N_SBX_STATUS:
+		handle_set_data(h, sandbox_status_text(n->sb));
+		break;
+	case N_SBX_INFO:
+		handle_set_data(h, sandbox_info_json(n->sb));
+		break;
+	case N_SBX_METRICS:
+		handle_set_data(h, sandbox_metrics_json(n->sb));
+		break;
+	case N_SBX_ENV:
+		if (acc == O_RDONLY)
+			handle_set_data(h, sandbox_env_text(n->sb));
+		else if (!(fi->flags & O_TRUNC) && acc == O_RDWR) {
+			/* Opened for update: start from the present content. */
+			h->wbuf = sandbox_env_text(n->sb);
+			h->wlen = h->wbuf ? strlen(h->wbuf) : 0;
+		}
+		break;
+	case N_SBX_RUN:
+		if (acc == O_RDONLY) {
+			size_t len = 0;
+			char *code = run_last_code(n->sb, NULL, (enum run_lang)n->lang, &len);
+
+			h->data = code;
+			h->len = code ? len : 0;
+		}
+		break;
+	case N_SBX_STDOUT:
+	case N_SBX_STDERR:
+	case N_SBX_EXIT:
+	case N_RUN_FILE:
+		h->fd = node_backing_fd(n);
+		if (h->fd == -ENOENT && (n->kind == N_SBX_STDOUT || n->kind == N_SBX_STDERR)) {
+			h->fd = -1;
+			break;
+		}
+		if (h->fd < 0) {
+			int err = -h->fd;
+
+			pthread_mutex_destroy(&h->lock);
+			free(h);
+			fuse_reply_err(req, err);
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	fi->nonseekable = 0;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		if (h->fd >= 0)
+			close(h->fd);
+		free(h->data);
+		free(h->wbuf);
+		free(h);
+	}
+}
+
+static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
+{
+	if (!data || (size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, data + off, len - (size_t)off < size ? len - (size_t)off : size);
+}
+
+void synth_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	struct node *n = h->node;
+
+	if (h->fd >= 0) {
+		char *buf = malloc(size ? size : 1);
+		ssize_t got;
+
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		got = pread(h->fd, buf, size, off);
+		if (got < 0)
+			fuse_reply_err(req, errno);
+		else
+			fuse_reply_buf(req, buf, (size_t)got);
+		free(buf);
+		return;
+	}
+	if (n->kind == N_SBX_WAIT) {
+		struct pending *p;
+		bool have;
+
+		pthread_mutex_lock(&h->lock);
+		have = h->data != NULL;
+		if (have) {
+			reply_slice(req, h->data, h->len, size, off);
+			pthread_mutex_unlock(&h->lock);
+			return;
+		}
+		pthread_mutex_unlock(&h->lock);
+		p = pending_new(req, PENDING_WAIT, h, size);
+		if (!p) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		if (!run_wait_idle(n->sb, NULL, &p->waiter))
+			pending_answer_now(p, 0);
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	if (n->kind == N_ROOT_CTL || n->kind == N_SBX_CTL) {
+		/* A read right after a write on this fd starts at the reply. */
+		off_t base = h->reply_base;
+
+		reply_slice(req, h->data, h->len, size, off >= base ? off - base : off);
+	} else {
+		reply_slice(req, h->data, h->len, size, off);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void ctl_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off)
+{
+	struct node *n = h->node;
+	char where[128], *reply = NULL;
+	int ret;
+
+	if (n->kind == N_SBX_CTL)
+		snprintf(where, sizeof(where), "/%s/ctl", sandbox_name(n->sb));
+	else
+		snprintf(where, sizeof(where), "/ctl");
+	ret = ctl_execute(fs.ctl, n->kind == N_SBX_CTL ? n->sb : NULL, buf, size, where, &reply);
+	pthread_mutex_lock(&h->lock);
+	handle_set_data(h, reply);
+	h->reply_base = ret ? off : off + (off_t)size;
+	pthread_mutex_unlock(&h->lock);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_write(req, size);
+}
+
+void synth_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off)
+{
+	size_t end;
+
+	if (h->node->kind == N_ROOT_CTL || h->node->kind == N_SBX_CTL) {
+		ctl_write(req, h, buf, size, off);
+		return;
+	}
+	if (off < 0 || (size_t)off > CODE_MAX || size > CODE_MAX - (size_t)off) {
+		fuse_reply_err(req, EFBIG);
+		return;
+	}
+	end = (size_t)off + size;
+	pthread_mutex_lock(&h->lock);
+	if (end > h->wlen) {
+		char *grown = realloc(h->wbuf, end);
+
+		if (!grown) {
+			pthread_mutex_unlock(&h->lock);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		if ((size_t)off > h->wlen)
+			memset(grown + h->wlen, 0, (size_t)off - h->wlen);
+		h->wbuf = grown;
+		h->wlen = end;
+	}
+	memcpy(h->wbuf + off, buf, size);
+	h->dirty = true;
+	pthread_mutex_unlock(&h->lock);
+	fuse_reply_write(req, size);
+}
+
+/* Takes the written bytes off the handle if they have not been used yet. */
+static char *take_written(struct handle *h, size_t *len)
+{
+	char *copy = NULL;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->dirty) {
+		copy = malloc(h->wlen ? h->wlen : 1);
+		if (copy) {
+			memcpy(copy, h->wbuf, h->wlen);
+			*len = h->wlen;
+			h->dirty = false;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	return copy;
+}
+
+static int commit_written(struct handle *h, fuse_req_t req)
+{
+	struct node *n = h->node;
+	struct sbx_err err = { 0 };
+	size_t len = 0;
+	char *data = take_written(h, &len);
+	int ret = 0;
+
+	if (!data)
+		return 0;
+	switch (n->kind) {
+	case N_SBX_RUN: {
+		struct pending *p = req ? pending_new(req, PENDING_FLUSH, h, 0) : NULL;
+
+		ret = run_submit(n->sb, NULL, (enum run_lang)n->lang, data, len, p ? &p->waiter : NULL, &err);
+		if (ret) {
+			if (p)
+				free(p);
+			ctl_log_error(fs.ctl, run_lang_file((enum run_lang)n->lang), "(run)", 5, err.msg);
+			return ret;
+		}
+		return p ? 1 : 0;
+	}
+	case N_SBX_ENV:
+		ret = sandbox_set_env(n->sb, data, len, &err);
+		if (ret) {
+			char where[128];
+
+			snprintf(where, sizeof(where), "/%s/env", sandbox_name(n->sb));
+			ctl_log_error(fs.ctl, where, data, len, err.msg);
+		}
+		break;
+	case N_SBX_STDIN:
+		ret = run_set_stdin(n->sb, NULL, data, len);
+		break;
+	default:
+		break;
+	}
+	free(data);
+	return ret;
+}
+
+void synth_flush(fuse_req_t req, struct handle *h)
+{
+	int ret = commit_written(h, req);
+
+	if (ret == 1)
+		return;         /* answered when the run ends */
+	fuse_reply_err(req, ret < 0 ? -ret : 0);
+}
+
+void synth_release(fuse_req_t req, struct handle *h)
+{
+	commit_written(h, NULL);
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h->data);
+	free(h->wbuf);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- directories of the root ---- */
+
+void synth_mkdir(fuse_req_t req, struct node *parent, const char *name)
+{
+	struct sbx_err err = { 0 };
+	struct sandbox *sb;
+	struct node *n;
+	int ret;
+
+	if (parent->kind != N_ROOT) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	ret = ctl_create_default(fs.ctl, name, &err);
+	if (ret) {
+		ctl_log_error(fs.ctl, "/ (mkdir)", name, strlen(name), err.msg);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	sb = ctl_sandbox_get(fs.ctl, name);
+	if (!sb) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	n = node_synth(parent, name, N_SBX, sb, -1, 0);
+	sandbox_put(sb);
+	if (!n) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	reply_entry(req, n);
+}
+
+void synth_rmdir(fuse_req_t req, struct node *parent, const char *name)
+{
+	struct sbx_err err = { 0 };
+	int ret;
+
+	if (parent->kind != N_ROOT) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (ctl_name_reserved(name)) {
+		fuse_reply_err(req, strcmp(name, "templates") == 0 ? EBUSY : ENOTDIR);
+		return;
+	}
+	ret = ctl_kill(fs.ctl, name, &err);
+	if (ret)
+		ctl_log_error(fs.ctl, "/ (rmdir)", name, strlen(name), err.msg);
+	fuse_reply_err(req, ret ? -ret : 0);
+}
+
+void synth_create(fuse_req_t req, struct node *parent, const char *name, struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e;
+	struct handle *h;
+	struct node *n;
+
+	if (parent->kind != N_SBX || strcmp(name, "exit") || !notify_is_self(req)) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	n = node_synth(parent, name, N_SBX_EXIT, parent->sb, -1, 0);
+	h = calloc(1, sizeof(*h));
+	if (!n || !h) {
+		if (n)
+			node_forget(n, 1);
+		free(h);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_init(&h->lock, NULL);
+	h->node = n;
+	h->fd = -1;
+	memset(&e, 0, sizeof(e));
+	synth_stat(n, &e.attr);
+	e.attr.st_ino = node_ino(n);
+	e.ino = node_ino(n);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		node_forget(n, 1);
+		free(h);
+	}
+}

@@ -10,7 +10,12 @@
  *
  * Everything here is pure: no I/O, no global state. Input is untrusted (any
  * bytes, any length); a line with a NUL byte or other control characters
- * (except tab) is rejected with EINVAL.
+ * (except tab; DEL counts as one) is rejected with EINVAL. Bytes >= 0x80 are
+ * ordinary word bytes. Inside double quotes an unknown escape such as \x is
+ * kept as written (both bytes), as the shell does; \$ gives $.
+ *
+ * Every function accepts err == NULL (only the code comes back). Messages
+ * quote the input cut to 40 bytes, non-printable bytes shown as \xNN.
  */
 #ifndef SBX_CTL_PARSE_H
 #define SBX_CTL_PARSE_H
@@ -41,6 +46,10 @@ struct ctl_cmd {
  * Returns 0 and fills *cmd, or a negative errno with err filled (the message
  * quotes the offending input, shortened). An empty or blank line gives
  * -ENODATA (callers skip it). On error *cmd is left empty (nothing to free).
+ * Errors: -E2BIG (line over CTL_LINE_MAX bytes, more than CTL_MAX_WORDS words
+ * counting the verb), -EINVAL (control byte, unterminated quote, trailing
+ * backslash, first word empty or a key=value), -ENOMEM.
+ * line may be NULL when len is 0. cmd need not be initialised.
  */
 int ctl_parse_line(const char *line, size_t len, struct ctl_cmd *cmd, struct sbx_err *err);
 
@@ -49,21 +58,30 @@ void ctl_cmd_free(struct ctl_cmd *cmd);
 /*
  * Splits a write buffer into lines. Calls back once per line (without the
  * newline); stops at the first callback that returns non-zero and returns
- * that value. A final line without newline counts as a line.
+ * that value. A final line without newline counts as a line: "a\nb" and
+ * "a\nb\n" are two lines, "" is none, "\n" is one empty line.
  */
 int ctl_for_each_line(const char *buf, size_t len,
 		      int (*fn)(const char *line, size_t len, void *arg), void *arg);
 
-/* Value parsers: return 0 or -EINVAL/-ERANGE with a message naming the key. */
+/*
+ * Value parsers: return 0 or -EINVAL (syntax) / -ERANGE (well-formed but out
+ * of range) with a message naming the key; *out is only written on success.
+ * s must be NUL-terminated; no sign, blanks or trailing junk are accepted.
+ */
 
-/* "512M", "1G", "1.5G", "4096", "64k"; suffixes K M G T (powers of 1024),
- * optionally followed by "i", "B" or "iB"; range 0..2^50. */
+/* "512M", "1G", "1.5G", "4096", "64k"; suffixes K M G T (powers of 1024, any
+ * case), optionally followed by "i", "B" or "iB"; a bare "B" ("100B") is
+ * bytes. A fraction needs a suffix and is rounded down to whole bytes (only
+ * its first 6 digits count). Range 0..2^50 (1024T). */
 int ctl_parse_size(const char *key, const char *s, uint64_t *out, struct sbx_err *err);
 
-/* "0.5", "2", "1.25" -> millicpus (500, 2000, 1250); range 0.01..1024. */
+/* "0.5", "2", "1.25" -> millicpus (500, 2000, 1250); range 0.01..1024.
+ * At most 3 decimals ("0.0005" is EINVAL, not rounded). */
 int ctl_parse_cpus(const char *key, const char *s, uint32_t *out, struct sbx_err *err);
 
-/* Whole non-negative decimal with an optional s/m/h/d suffix -> seconds; max 10 years. */
+/* Whole non-negative decimal with an optional s/m/h/d suffix (lowercase) ->
+ * seconds; max 10 years = 3650 days. 0 is accepted (ttl=0 means never). */
 int ctl_parse_seconds(const char *key, const char *s, uint64_t *out, struct sbx_err *err);
 
 /* Whole decimal in [min, max]. */
@@ -83,7 +101,10 @@ int ctl_check_env_key(const char *key, struct sbx_err *err);
  * Parses a whole `env` file (KEY=VALUE lines; blank lines and lines starting
  * with '#' ignored; the value is everything after the first '=', verbatim).
  * Fills a NULL-terminated array of "KEY=VALUE" strings (later duplicates of a
- * key replace earlier ones). Returns 0 or -EINVAL naming the bad line.
+ * key replace earlier ones, keeping the earlier one's place). Returns 0 or
+ * -EINVAL naming the bad line (no '=', bad key, NUL byte); *out is NULL on
+ * error. A trailing "\r" is dropped from each line (CRLF files); blank means
+ * only spaces and tabs; the '#' must be the line's first byte.
  */
 int ctl_parse_env_file(const char *buf, size_t len, char ***out, struct sbx_err *err);
 

@@ -1,6 +1,860 @@
-/* local.c - placeholder until the local backend lands. */
+/*
+ * local.c - the `local` backend: sandboxes on this machine, as root.
+ *
+ * A sandbox is an overlay (template skeleton + a loop-mounted ext4 image that
+ * bounds what it can write) with the host's /usr read-only on top, cgroups
+ * for memory/cpu/pids and pause, and a bubblewrap process tree (new pid, net,
+ * uts, ipc, mount and cgroup namespaces; a seccomp filter) whose pid 2 is
+ * sbxfs-agent, which starts every process on request. Design and numbers:
+ * docs/local-backend.md.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "../backend.h"
+#include "agent_client.h"
+#include "lo_cgroup.h"
+#include "lo_disk.h"
+#include "lo_seccomp.h"
+#include "lo_template.h"
+
+#define LO_AGENT_IN "/run/sbxfs-agent"
+#define LO_HELLO_MS 10000
+#define LO_SPAWN_MS 30000
+#define LO_MAX_CGFILES LO_NCTL
+
+struct sbx_backend {
+	char state_root[PATH_MAX];
+	char agent[PATH_MAX];
+	const char *bwrap;
+	struct lo_cgroot cgroot;
+	char *bpf;
+	size_t bpf_len;
+	struct lo_pool *pool;
+	pthread_mutex_t tmpl_lock;
+	struct sbx_template_info tinfo;
+	const struct sbx_template_info *tlist[2];
+};
+
+struct sbx_instance {
+	struct sbx_backend *be;
+	char name[80];
+	char id[80];
+	char state_dir[PATH_MAX];
+	char sock[PATH_MAX + 16];
+	char loopdev[32];
+	struct sbx_limits limits;
+	struct lo_cg cg;
+	pthread_mutex_t lock;            /* pids, metrics readings */
+	pid_t bwrap_pid, agent_pid;
+	unsigned long long bwrap_start, agent_start;
+	bool have_reading;
+	double last_cpu, last_pct;
+	struct timespec last_ts;
+};
+
+struct sbx_proc {
+	struct sbx_agent_proc *ap;
+};
+
+/* --- small helpers --- */
+
+static unsigned long long proc_starttime(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long v = 0;
+	char *p;
+	int fd;
+	ssize_t n;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	/* After "pid (comm)": state is field 3, starttime field 22. */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+			 &v) != 1)
+		return 0;
+	if (p[2] == 'Z' || p[2] == 'X')
+		return 0; /* a zombie is not alive */
+	return v;
+}
+
+static bool inst_agent_alive(struct sbx_instance *in)
+{
+	bool alive;
+
+	pthread_mutex_lock(&in->lock);
+	alive = in->agent_pid > 0 && in->agent_start && proc_starttime(in->agent_pid) == in->agent_start;
+	pthread_mutex_unlock(&in->lock);
+	return alive;
+}
+
+static int write_state(struct sbx_instance *in, struct sbx_err *err)
+{
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 32];
+	json_object *o = json_object_new_object();
+	const char *s;
+	int fd, r = 0;
+	size_t len;
+
+	if (!o)
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	pthread_mutex_lock(&in->lock);
+	json_object_object_add(o, "version", json_object_new_int(1));
+	json_object_object_add(o, "id", json_object_new_string(in->id));
+	json_object_object_add(o, "loop", json_object_new_string(in->loopdev));
+	json_object_object_add(o, "bwrap_pid", json_object_new_int(in->bwrap_pid));
+	json_object_object_add(o, "bwrap_start", json_object_new_int64((int64_t)in->bwrap_start));
+	json_object_object_add(o, "agent_pid", json_object_new_int(in->agent_pid));
+	json_object_object_add(o, "agent_start", json_object_new_int64((int64_t)in->agent_start));
+	json_object_object_add(o, "cgroup", json_object_new_string(in->cg.v2 ? "v2" : "v1"));
+	pthread_mutex_unlock(&in->lock);
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	len = strlen(s);
+	snprintf(path, sizeof(path), "%s/local.json", in->state_dir);
+	snprintf(tmp, sizeof(tmp), "%s/.local.json.tmp", in->state_dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, s, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd) < 0)
+		r = sbx_err_sys(err, errno, "writing '%s'", tmp);
+	if (fd >= 0)
+		close(fd);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = sbx_err_sys(err, errno, "renaming '%s'", tmp);
+	if (r < 0)
+		unlink(tmp);
+	json_object_put(o);
+	return r;
+}
+
+static void read_state(struct sbx_instance *in)
+{
+	char path[PATH_MAX + 32];
+	json_object *o, *v;
+
+	snprintf(path, sizeof(path), "%s/local.json", in->state_dir);
+	o = json_object_from_file(path);
+	if (!o)
+		return;
+	if (json_object_object_get_ex(o, "loop", &v))
+		snprintf(in->loopdev, sizeof(in->loopdev), "%s", json_object_get_string(v));
+	if (json_object_object_get_ex(o, "bwrap_pid", &v))
+		in->bwrap_pid = json_object_get_int(v);
+	if (json_object_object_get_ex(o, "bwrap_start", &v))
+		in->bwrap_start = (unsigned long long)json_object_get_int64(v);
+	if (json_object_object_get_ex(o, "agent_pid", &v))
+		in->agent_pid = json_object_get_int(v);
+	if (json_object_object_get_ex(o, "agent_start", &v))
+		in->agent_start = (unsigned long long)json_object_get_int64(v);
+	json_object_put(o);
+}
+
+/* The last line of the agent's log, to explain a sandbox that did not start. */
+static void agent_log_tail(struct sbx_instance *in, char *out, size_t size)
+{
+	char path[PATH_MAX + 32], buf[4096];
+	ssize_t n;
+	int fd;
+	char *end, *start;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "%s/agent.log", in->state_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = pread(fd, buf, sizeof(buf) - 1, lseek(fd, 0, SEEK_END) > (off_t)sizeof(buf) - 1 ?
+					       lseek(fd, 0, SEEK_END) - (off_t)sizeof(buf) + 1 : 0);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	end = buf + n;
+	while (end > buf && end[-1] == '\n')
+		*--end = '\0';
+	start = strrchr(buf, '\n');
+	snprintf(out, size, "%s", start ? start + 1 : buf);
+}
+
+/* --- starting the sandbox's processes --- */
+
+/* Writes v as decimal into buf (async-signal-safe); returns the length. */
+static size_t fmt_uint(char *buf, unsigned long v)
+{
+	char tmp[24];
+	size_t n = 0, i = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	while (n)
+		buf[i++] = tmp[--n];
+	return i;
+}
+
+static void child_report(int fd, int stage, int e) __attribute__((noreturn));
+static void child_report(int fd, int stage, int e)
+{
+	int v[2] = { stage, e };
+	ssize_t r = write(fd, v, sizeof(v));
+
+	(void)r;
+	_exit(127);
+}
+
+/*
+ * In the grandchild (a fork of a multithreaded daemon): only async-signal-safe
+ * calls from here to execve.
+ */
+static void child_start(const char *bwrap, char *const argv[], char *const envp[], const int *cgfds, int ncg,
+			int devnull, int logfd, int lfd, int secfd, int statfd) __attribute__((noreturn));
+static void child_start(const char *bwrap, char *const argv[], char *const envp[], const int *cgfds, int ncg,
+			int devnull, int logfd, int lfd, int secfd, int statfd)
+{
+	char num[24];
+	size_t n;
+	pid_t self;
+	sigset_t none;
+	struct sigaction dfl;
+	int src[5] = { devnull, logfd, lfd, secfd, statfd };
+
+	setsid();
+	self = getpid();
+	n = fmt_uint(num, (unsigned long)self);
+	/* Join the cgroups before anything else exists to escape them. */
+	for (int i = 0; i < ncg; i++)
+		if (write(cgfds[i], num, n) != (ssize_t)n)
+			child_report(statfd, 1, errno);
+	{
+		int pid32 = (int)self;
+
+		if (write(statfd, &pid32, sizeof(pid32)) != (ssize_t)sizeof(pid32))
+			_exit(127);
+	}
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			sigaction(s, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Move everything high first so the dup2s below cannot clobber a source. */
+	for (int i = 0; i < 5; i++) {
+		src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 100);
+		if (src[i] < 0)
+			child_report(statfd, 2, errno);
+	}
+	statfd = src[4];
+	if (dup2(src[0], 0) < 0 || dup2(src[1], 1) < 0 || dup2(src[1], 2) < 0 || dup2(src[2], 3) < 0 ||
+	    dup2(src[3], 4) < 0 || dup3(src[4], 5, O_CLOEXEC) < 0)
+		child_report(statfd, 2, errno);
+	statfd = 5;
+	if (close_range(6, ~0U, 0) < 0)
+		for (int fd = 6; fd < 4096; fd++)
+			close(fd);
+	execve(bwrap, argv, envp);
+	child_report(statfd, 2, errno);
+}
+
+static int listen_socket(const char *path, struct sbx_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, e;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return sbx_err_set(err, ENAMETOOLONG, "socket path '%s' is too long for a unix socket", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return sbx_err_sys(err, errno, "creating the agent socket");
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 || listen(fd, 128) < 0) {
+		e = errno;
+		close(fd);
+		unlink(path);
+		return sbx_err_sys(err, e, "listening on '%s'", path);
+	}
+	return fd;
+}
+
+/* Starts bubblewrap and the agent in the sandbox's cgroups; returns once the agent answers. */
+static int lo_start(struct sbx_instance *in, struct sbx_err *err)
+{
+	struct sbx_backend *be = in->be;
+	char root[PATH_MAX + 16], logp[PATH_MAX + 16], bind_agent[PATH_MAX];
+	char cgfiles[LO_MAX_CGFILES][PATH_MAX];
+	int cgfds[LO_MAX_CGFILES], ncg, lfd = -1, secfd = -1, logfd = -1, devnull = -1;
+	int statp[2] = { -1, -1 }, r = 0, st;
+	pid_t a, bw = 0, agent = 0;
+	struct stat sb;
+	char *const envp[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+
+	snprintf(root, sizeof(root), "%s/root", in->state_dir);
+	snprintf(logp, sizeof(logp), "%s/agent.log", in->state_dir);
+	snprintf(bind_agent, sizeof(bind_agent), "%s", be->agent);
+	char *const argv[] = {
+		(char *)be->bwrap, "--new-session", "--unshare-pid", "--unshare-net", "--unshare-uts",
+		"--unshare-ipc", "--unshare-cgroup-try", "--hostname", in->name, "--bind", root, "/",
+		"--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm",
+		"--perms", "0755", "--size", "268435456", "--tmpfs", "/run",
+		"--ro-bind", bind_agent, LO_AGENT_IN,
+		"--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+		"--cap-add", "CAP_SETPCAP", "--cap-add", "CAP_CHOWN",
+		"--seccomp", "4", "--chdir", "/", "--",
+		LO_AGENT_IN, "--fd", "3", "--uid", "1000", "--gid", "1000", "--home", "/home/user",
+		"--scripts", "/run/sbxfs", NULL,
+	};
+
+	ncg = lo_cg_procs_files(&in->cg, cgfiles, LO_MAX_CGFILES);
+	for (int i = 0; i < ncg; i++)
+		cgfds[i] = -1;
+	for (int i = 0; i < ncg; i++) {
+		cgfds[i] = open(cgfiles[i], O_WRONLY | O_CLOEXEC);
+		if (cgfds[i] < 0) {
+			r = sbx_err_sys(err, errno, "opening '%s'", cgfiles[i]);
+			goto out;
+		}
+	}
+	/* A log that only grows is cut back when it gets large. */
+	if (stat(logp, &sb) == 0 && sb.st_size > (1 << 20))
+		truncate(logp, 0);
+	logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (logfd < 0 || devnull < 0) {
+		r = sbx_err_sys(err, errno, "opening '%s'", logp);
+		goto out;
+	}
+	secfd = lo_seccomp_fd(be->bpf, be->bpf_len, err);
+	if (secfd < 0) {
+		r = secfd;
+		goto out;
+	}
+	/* The socket exists before the agent: a client's connect() waits in the backlog. */
+	lfd = listen_socket(in->sock, err);
+	if (lfd < 0) {
+		r = lfd;
+		goto out;
+	}
+	if (pipe2(statp, O_CLOEXEC) < 0) {
+		r = sbx_err_sys(err, errno, "creating a pipe");
+		goto out;
+	}
+	/* Fork twice so the sandbox is not the daemon's child and outlives it. */
+	a = fork();
+	if (a < 0) {
+		r = sbx_err_sys(err, errno, "forking");
+		goto out;
+	}
+	if (a == 0) {
+		pid_t b = fork();
+
+		if (b != 0)
+			_exit(b < 0 ? 1 : 0);
+		child_start(be->bwrap, argv, envp, cgfds, ncg, devnull, logfd, lfd, secfd, statp[1]);
+	}
+	close(statp[1]);
+	statp[1] = -1;
+	while (waitpid(a, &st, 0) < 0 && errno == EINTR)
+		;
+	{
+		int pid32 = 0, rep[2];
+		ssize_t n;
+
+		do
+			n = read(statp[0], &pid32, sizeof(pid32));
+		while (n < 0 && errno == EINTR);
+		if (n == (ssize_t)sizeof(pid32))
+			bw = pid32;
+		do
+			n = read(statp[0], rep, sizeof(rep));
+		while (n < 0 && errno == EINTR);
+		if (n == (ssize_t)sizeof(rep) || (n == 0 && bw == 0) ||
+		    (n < (ssize_t)sizeof(rep) && n > 0)) {
+			int e = n == (ssize_t)sizeof(rep) ? rep[1] : ECHILD;
+
+			r = sbx_err_sys(err, e, "%s", n == (ssize_t)sizeof(rep) && rep[0] == 1 ?
+						    "joining the sandbox's cgroups" : "starting bwrap");
+			goto out;
+		}
+		if (n == (ssize_t)sizeof(pid32) && bw == 0) {
+			r = sbx_err_set(err, ECHILD, "starting bwrap: no process");
+			goto out;
+		}
+	}
+	/* Only the agent keeps the listening socket from now on. */
+	close(lfd);
+	lfd = -1;
+	r = sbx_agent_hello(in->sock, LO_HELLO_MS, &agent, err);
+	if (r < 0) {
+		char tail[256];
+
+		agent_log_tail(in, tail, sizeof(tail));
+		if (tail[0])
+			r = sbx_err_set(err, err->code, "starting the sandbox's processes: %s", tail);
+		else
+			sbx_err_wrap(err, "starting the sandbox's processes");
+		goto out;
+	}
+	pthread_mutex_lock(&in->lock);
+	in->bwrap_pid = bw;
+	in->bwrap_start = proc_starttime(bw);
+	in->agent_pid = agent;
+	in->agent_start = proc_starttime(agent);
+	in->have_reading = false;
+	pthread_mutex_unlock(&in->lock);
+out:
+	for (int i = 0; i < ncg; i++)
+		if (cgfds[i] >= 0)
+			close(cgfds[i]);
+	if (lfd >= 0)
+		close(lfd);
+	if (secfd >= 0)
+		close(secfd);
+	if (logfd >= 0)
+		close(logfd);
+	if (devnull >= 0)
+		close(devnull);
+	if (statp[0] >= 0)
+		close(statp[0]);
+	if (statp[1] >= 0)
+		close(statp[1]);
+	return r;
+}
+
+/* --- the operations --- */
+
+static int lo_init(const struct sbx_backend_opts *opts, struct sbx_backend **out, struct sbx_err *err)
+{
+	static const char *const bwraps[] = { "/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap" };
+	struct sbx_backend *be;
+	struct sbx_err tmp;
+	char rootfs[PATH_MAX];
+	int r;
+
+	*out = NULL;
+	if (!opts->state_root || opts->state_root[0] != '/')
+		return sbx_err_set(err, EINVAL, "local backend: the state directory must be an absolute path");
+	if (geteuid() != 0)
+		return sbx_err_set(err, EPERM, "local backend: needs root (mounts, loop devices, cgroups)");
+	be = calloc(1, sizeof(*be));
+	if (!be)
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	pthread_mutex_init(&be->tmpl_lock, NULL);
+	snprintf(be->state_root, sizeof(be->state_root), "%s", opts->state_root);
+	snprintf(be->agent, sizeof(be->agent), "%s/sbxfs-agent", opts->helper_dir ? opts->helper_dir : SBX_HELPER_DIR);
+	for (size_t i = 0; i < sizeof(bwraps) / sizeof(bwraps[0]) && !be->bwrap; i++)
+		if (access(bwraps[i], X_OK) == 0)
+			be->bwrap = bwraps[i];
+	if (!be->bwrap) {
+		r = sbx_err_set(err, ENOENT, "local backend: bwrap not found (install bubblewrap)");
+		goto fail;
+	}
+	if (access(be->agent, X_OK) < 0) {
+		r = sbx_err_sys(err, errno, "local backend: helper '%s'", be->agent);
+		goto fail;
+	}
+	if (access("/dev/loop-control", R_OK | W_OK) < 0) {
+		r = sbx_err_sys(err, errno, "local backend: /dev/loop-control");
+		goto fail;
+	}
+	if ((r = lo_cgroot_find(&be->cgroot, err)) < 0 || (r = lo_seccomp_build(&be->bpf, &be->bpf_len, err)) < 0) {
+		sbx_err_wrap(err, "local backend");
+		goto fail;
+	}
+	if (mkdir(be->state_root, 0700) < 0 && errno != EEXIST) {
+		r = sbx_err_sys(err, errno, "local backend: creating '%s'", be->state_root);
+		goto fail;
+	}
+	/* Sandbox mounts must not propagate to (and stay pinned in) other namespaces. */
+	if ((r = lo_make_private(be->state_root, err)) < 0 || (r = lo_pool_start(be->state_root, &be->pool, err)) < 0) {
+		sbx_err_wrap(err, "local backend");
+		goto fail;
+	}
+	/* Build the template now so the first create is as fast as the others; create retries on failure. */
+	lo_template_ensure(&be->tmpl_lock, be->state_root, "default", rootfs, sizeof(rootfs), &tmp);
+	be->tinfo.name = "default";
+	be->tinfo.description =
+		"Debian userland of the host: Python 3, Node.js and Bash (the host's /usr, read-only)\n"
+		"runs as user (uid 1000) in /home/user; network: loopback only\n"
+		"default limits: mem 512M, cpus 1, pids 256, disk 1G (mount options change them)\n";
+	be->tlist[0] = &be->tinfo;
+	be->tlist[1] = NULL;
+	*out = be;
+	return 0;
+fail:
+	free(be->bpf);
+	pthread_mutex_destroy(&be->tmpl_lock);
+	free(be);
+	return r;
+}
+
+static void lo_fini(struct sbx_backend *be)
+{
+	if (!be)
+		return;
+	lo_pool_stop(be->pool);
+	free(be->bpf);
+	pthread_mutex_destroy(&be->tmpl_lock);
+	free(be);
+}
+
+static const struct sbx_template_info *const *lo_templates(struct sbx_backend *be)
+{
+	return be->tlist;
+}
+
+static struct sbx_instance *inst_new(struct sbx_backend *be, const struct sbx_spec *spec, struct sbx_err *err)
+{
+	struct sbx_instance *in = calloc(1, sizeof(*in));
+
+	if (!in) {
+		sbx_err_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	in->be = be;
+	snprintf(in->name, sizeof(in->name), "%s", spec->name);
+	snprintf(in->id, sizeof(in->id), "%s", spec->id);
+	snprintf(in->state_dir, sizeof(in->state_dir), "%s", spec->state_dir);
+	snprintf(in->sock, sizeof(in->sock), "%s/agent.sock", spec->state_dir);
+	in->limits = spec->limits;
+	pthread_mutex_init(&in->lock, NULL);
+	return in;
+}
+
+static void inst_free(struct sbx_instance *in)
+{
+	pthread_mutex_destroy(&in->lock);
+	free(in);
+}
+
+/* Undoes everything of a sandbox, whatever state it is in. */
+static int lo_teardown(struct sbx_instance *in, struct sbx_err *err)
+{
+	struct sbx_err tmp;
+	int r = 0, r2;
+
+	/* Nothing must hold the mounts: processes go first. */
+	if (in->cg.ndistinct)
+		r = lo_cg_kill_all(&in->cg, err);
+	r2 = lo_unmount_all(in->state_dir, r < 0 ? &tmp : err);
+	if (r == 0)
+		r = r2;
+	if (in->cg.ndistinct) {
+		r2 = lo_cg_remove(&in->cg, r < 0 ? &tmp : err);
+		if (r == 0)
+			r = r2;
+	}
+	unlink(in->sock);
+	return r;
+}
+
+static int lo_create(struct sbx_backend *be, const struct sbx_spec *spec, struct sbx_instance **out,
+		     struct sbx_err *err)
+{
+	struct sbx_instance *in;
+	char rootfs[PATH_MAX], img[PATH_MAX + 16];
+	struct sbx_err tmp;
+	int r;
+
+	*out = NULL;
+	in = inst_new(be, spec, err);
+	if (!in)
+		return -ENOMEM;
+	snprintf(img, sizeof(img), "%s/disk.img", in->state_dir);
+	if ((r = lo_template_ensure(&be->tmpl_lock, be->state_root, spec->template_name ? spec->template_name : "default",
+				    rootfs, sizeof(rootfs), err)) < 0)
+		goto fail_free;
+	if ((r = lo_cg_open(&be->cgroot, in->id, true, &in->cg, err)) < 0 ||
+	    (r = lo_cg_set_limits(&in->cg, &in->limits, err)) < 0 ||
+	    (r = lo_pool_take(be->pool, in->limits.disk_bytes, img, err)) < 0 ||
+	    (r = lo_mount_all(in->state_dir, rootfs, in->loopdev, sizeof(in->loopdev), err)) < 0 ||
+	    (r = lo_start(in, err)) < 0 || (r = write_state(in, err)) < 0)
+		goto fail;
+	*out = in;
+	return 0;
+fail:
+	lo_teardown(in, &tmp);
+	unlink(img);
+fail_free:
+	sbx_err_wrap(err, "cannot create sandbox '%s'", spec->name);
+	inst_free(in);
+	return r;
+}
+
+static int lo_attach(struct sbx_backend *be, const struct sbx_spec *spec, struct sbx_instance **out,
+		     struct sbx_err *err)
+{
+	struct sbx_instance *in;
+	char rootfs[PATH_MAX];
+	struct sbx_err tmp;
+	int r;
+
+	*out = NULL;
+	in = inst_new(be, spec, err);
+	if (!in)
+		return -ENOMEM;
+	read_state(in);
+	/* After a host reboot the cgroups and mounts are gone: make them again. */
+	if ((r = lo_cg_open(&be->cgroot, in->id, true, &in->cg, err)) < 0) {
+		sbx_err_wrap(err, "cannot attach sandbox '%s'", spec->name);
+		inst_free(in);
+		return r;
+	}
+	lo_cg_set_limits(&in->cg, &in->limits, &tmp);
+	if (lo_template_ensure(&be->tmpl_lock, be->state_root, spec->template_name ? spec->template_name : "default",
+			       rootfs, sizeof(rootfs), &tmp) < 0 ||
+	    lo_mount_all(in->state_dir, rootfs, in->loopdev, sizeof(in->loopdev), &tmp) < 0) {
+		*out = in; /* STOPPED: its state is still there to look at or destroy */
+		return 0;
+	}
+	if (!inst_agent_alive(in)) {
+		lo_cg_kill_all(&in->cg, &tmp);
+		pthread_mutex_lock(&in->lock);
+		in->agent_pid = 0;
+		in->agent_start = 0;
+		pthread_mutex_unlock(&in->lock);
+		if (lo_start(in, &tmp) == 0)
+			write_state(in, &tmp);
+	}
+	*out = in;
+	return 0;
+}
+
+static int lo_destroy(struct sbx_instance *in, struct sbx_err *err)
+{
+	char img[PATH_MAX + 16], st[PATH_MAX + 16];
+	int r;
+
+	/* A sandbox attached without cgroup paths (attach failure) still gets them computed. */
+	if (!in->cg.ndistinct)
+		lo_cg_open(&in->be->cgroot, in->id, false, &in->cg, err);
+	r = lo_teardown(in, err);
+	if (r == 0) {
+		snprintf(img, sizeof(img), "%s/disk.img", in->state_dir);
+		snprintf(st, sizeof(st), "%s/local.json", in->state_dir);
+		unlink(img);
+		unlink(st);
+	} else {
+		sbx_err_wrap(err, "cannot destroy sandbox '%s'", in->name);
+	}
+	inst_free(in);
+	return r;
+}
+
+static void lo_release(struct sbx_instance *in)
+{
+	if (in)
+		inst_free(in);
+}
+
+static enum sbx_status lo_status(struct sbx_instance *in)
+{
+	if (!inst_agent_alive(in))
+		return SBX_STATUS_STOPPED;
+	return lo_cg_is_frozen(&in->cg) == 1 ? SBX_STATUS_PAUSED : SBX_STATUS_RUNNING;
+}
+
+static int lo_pause(struct sbx_instance *in, struct sbx_err *err)
+{
+	int r;
+
+	if (!inst_agent_alive(in))
+		return sbx_err_set(err, EINVAL, "cannot pause sandbox '%s': it is not running", in->name);
+	r = lo_cg_freeze(&in->cg, true, err);
+	if (r < 0) {
+		struct sbx_err tmp;
+
+		lo_cg_freeze(&in->cg, false, &tmp);
+		sbx_err_wrap(err, "cannot pause sandbox '%s'", in->name);
+	}
+	return r;
+}
+
+static int lo_resume(struct sbx_instance *in, struct sbx_err *err)
+{
+	int r = lo_cg_freeze(&in->cg, false, err);
+
+	if (r < 0)
+		sbx_err_wrap(err, "cannot resume sandbox '%s'", in->name);
+	return r;
+}
+
+static int lo_restart(struct sbx_instance *in, struct sbx_err *err)
+{
+	char rootfs[PATH_MAX];
+	int r;
+
+	if ((r = lo_cg_kill_all(&in->cg, err)) < 0 ||
+	    (r = lo_template_ensure(&in->be->tmpl_lock, in->be->state_root, "default", rootfs, sizeof(rootfs), err)) < 0 ||
+	    (r = lo_mount_all(in->state_dir, rootfs, in->loopdev, sizeof(in->loopdev), err)) < 0 ||
+	    (r = lo_start(in, err)) < 0 || (r = write_state(in, err)) < 0) {
+		sbx_err_wrap(err, "cannot restart sandbox '%s'", in->name);
+		return r;
+	}
+	return 0;
+}
+
+static int lo_set_limits(struct sbx_instance *in, const struct sbx_limits *l, struct sbx_err *err)
+{
+	int r;
+
+	if (l->disk_bytes != in->limits.disk_bytes)
+		return sbx_err_set(err, ENOTSUP, "cannot change the disk limit of sandbox '%s' while it exists",
+				   in->name);
+	r = lo_cg_set_limits(&in->cg, l, err);
+	if (r < 0)
+		return sbx_err_wrap(err, "cannot set limits of sandbox '%s'", in->name);
+	in->limits = *l;
+	return 0;
+}
+
+static void net_bytes(pid_t pid, uint64_t *rx, uint64_t *tx)
+{
+	char path[64], line[512];
+	FILE *f;
+
+	*rx = *tx = 0;
+	snprintf(path, sizeof(path), "/proc/%d/net/dev", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *c = strchr(line, ':');
+		unsigned long long r, t;
+
+		if (!c || sscanf(c + 1, "%llu %*u %*u %*u %*u %*u %*u %*u %llu", &r, &t) != 2)
+			continue;
+		*rx += r;
+		*tx += t;
+	}
+	fclose(f);
+}
+
+static int lo_metrics(struct sbx_instance *in, struct sbx_metrics *m, struct sbx_err *err)
+{
+	char disk[PATH_MAX + 16];
+	struct statfs sf;
+	struct timespec now;
+	pid_t agent;
+
+	(void)err;
+	memset(m, 0, sizeof(*m));
+	lo_cg_stats(&in->cg, m);
+	snprintf(disk, sizeof(disk), "%s/disk", in->state_dir);
+	if (statfs(disk, &sf) == 0 && sf.f_type == 0xEF53)
+		m->disk_used_bytes = (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_frsize;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&in->lock);
+	agent = in->agent_pid;
+	if (in->have_reading) {
+		double dt = (double)(now.tv_sec - in->last_ts.tv_sec) + (double)(now.tv_nsec - in->last_ts.tv_nsec) / 1e9;
+
+		if (dt >= 0.1) {
+			double d = m->cpu_seconds - in->last_cpu;
+
+			in->last_pct = d > 0 ? d / dt * 100.0 : 0;
+			in->last_cpu = m->cpu_seconds;
+			in->last_ts = now;
+		}
+	} else {
+		in->have_reading = true;
+		in->last_cpu = m->cpu_seconds;
+		in->last_ts = now;
+		in->last_pct = 0;
+	}
+	m->cpu_percent = in->last_pct;
+	pthread_mutex_unlock(&in->lock);
+	if (agent > 0 && inst_agent_alive(in))
+		net_bytes(agent, &m->net_rx_bytes, &m->net_tx_bytes);
+	return 0;
+}
+
+static int lo_spawn(struct sbx_instance *in, const struct sbx_exec *ex, struct sbx_proc **out, struct sbx_err *err)
+{
+	struct sbx_proc *p;
+	int r;
+
+	*out = NULL;
+	if (!inst_agent_alive(in))
+		return sbx_err_set(err, ECONNREFUSED, "sandbox '%s' is not running", in->name);
+	if (lo_cg_is_frozen(&in->cg) == 1)
+		return sbx_err_set(err, EBUSY, "sandbox '%s' is paused", in->name);
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	r = sbx_agent_spawn(in->sock, ex, LO_SPAWN_MS, &p->ap, err);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	*out = p;
+	return 0;
+}
+
+static int lo_wait_proc(struct sbx_proc *p, struct sbx_exit *out, struct sbx_err *err)
+{
+	int r = sbx_agent_wait(p->ap, out, err);
+
+	free(p);
+	return r;
+}
+
+static int lo_kill_proc(struct sbx_proc *p, int sig)
+{
+	return sbx_agent_kill(p->ap, sig);
+}
+
+static int lo_root_fd(struct sbx_instance *in, int *fd_out, struct sbx_err *err)
+{
+	char root[PATH_MAX + 16];
+	int fd;
+
+	snprintf(root, sizeof(root), "%s/root", in->state_dir);
+	fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return sbx_err_sys(err, errno, "opening the root of sandbox '%s'", in->name);
+	*fd_out = fd;
+	return 0;
+}
 
 const struct sbx_backend_ops sbx_local_backend = {
 	.name = "local",
+	.init = lo_init,
+	.fini = lo_fini,
+	.templates = lo_templates,
+	.create = lo_create,
+	.attach = lo_attach,
+	.destroy = lo_destroy,
+	.release = lo_release,
+	.pause = lo_pause,
+	.resume = lo_resume,
+	.restart = lo_restart,
+	.set_limits = lo_set_limits,
+	.status = lo_status,
+	.metrics = lo_metrics,
+	.spawn = lo_spawn,
+	.wait_proc = lo_wait_proc,
+	.kill_proc = lo_kill_proc,
+	.root_fd = lo_root_fd,
 };

@@ -1,0 +1,367 @@
+/* agent_client.c - the daemon's side of the agent protocol (agent_proto.h). */
+#include "agent_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_proto.h"
+
+struct sbx_agent_proc {
+	int fd;
+	pid_t pid;
+	pthread_mutex_t wlock;   /* kill messages from several threads */
+};
+
+static int ac_connect(const char *path, struct sbx_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, e;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return sbx_err_set(err, ENAMETOOLONG, "agent socket path too long: '%s'", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return sbx_err_sys(err, errno, "creating a socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		e = errno;
+		close(fd);
+		if (e == ECONNREFUSED || e == ENOENT)
+			return sbx_err_set(err, ECONNREFUSED, "the sandbox is not running (no agent answers)");
+		return sbx_err_sys(err, e, "connecting to the sandbox agent");
+	}
+	return fd;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads exactly len bytes; timeout_ms < 0 waits for ever. 0, -ETIMEDOUT, -EPIPE or -errno. */
+static int ac_read(int fd, void *buf, size_t len, long long deadline, struct ucred *cred)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		char cbuf[CMSG_SPACE(sizeof(struct ucred))];
+		struct iovec iov = { (char *)buf + got, len - got };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t n;
+
+		if (deadline >= 0) {
+			struct pollfd pf = { fd, POLLIN, 0 };
+			long long left = deadline - now_ms();
+			int r;
+
+			if (left < 0)
+				left = 0;
+			r = poll(&pf, 1, (int)left);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				return -errno;
+			if (r == 0)
+				return -ETIMEDOUT;
+		}
+		if (cred) {
+			m.msg_control = cbuf;
+			m.msg_controllen = sizeof(cbuf);
+		}
+		n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EPIPE;
+		if (cred)
+			for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+				if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS)
+					memcpy(cred, CMSG_DATA(cm), sizeof(*cred));
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads one message; *payload is malloc'd (NUL-terminated for convenience). */
+static int ac_recv(int fd, long long deadline, struct sbx_agent_hdr *h, char **payload, struct ucred *cred)
+{
+	int r = ac_read(fd, h, sizeof(*h), deadline, cred);
+
+	*payload = NULL;
+	if (r < 0)
+		return r;
+	if (h->magic != SBX_AGENT_MAGIC || h->len > 65536)
+		return -EPROTO;
+	*payload = calloc(1, h->len + 1);
+	if (!*payload)
+		return -ENOMEM;
+	r = ac_read(fd, *payload, h->len, deadline, NULL);
+	if (r < 0) {
+		free(*payload);
+		*payload = NULL;
+	}
+	return r;
+}
+
+static int ac_send_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int sbx_agent_hello(const char *sock_path, int timeout_ms, pid_t *host_pid, struct sbx_err *err)
+{
+	struct sbx_agent_hdr h = { SBX_AGENT_MAGIC, SBX_AGENT_HELLO, 0 };
+	struct ucred cred = { 0 };
+	char *payload = NULL;
+	int one = 1, fd, r;
+
+	fd = ac_connect(sock_path, err);
+	if (fd < 0)
+		return fd;
+	setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
+	r = ac_send_all(fd, (const char *)&h, sizeof(h));
+	if (r == 0)
+		r = ac_recv(fd, now_ms() + timeout_ms, &h, &payload, &cred);
+	close(fd);
+	free(payload);
+	if (r == -ETIMEDOUT)
+		return sbx_err_set(err, ETIMEDOUT, "the sandbox agent did not answer within %d ms", timeout_ms);
+	if (r == -EPIPE)
+		return sbx_err_set(err, ECONNREFUSED, "the sandbox agent hung up");
+	if (r < 0)
+		return sbx_err_sys(err, -r, "talking to the sandbox agent");
+	if (h.type != SBX_AGENT_HELLO)
+		return sbx_err_set(err, EPROTO, "unexpected answer from the sandbox agent");
+	if (host_pid)
+		*host_pid = cred.pid;
+	return 0;
+}
+
+/* Builds the SPAWN message (header included). */
+static char *ac_build_spawn(const struct sbx_exec *ex, size_t *len_out, uint32_t flags)
+{
+	struct sbx_agent_spawn sp = { .flags = flags };
+	const char *name = ex->script ? (ex->script_name ? ex->script_name : "script") : "";
+	const char *cwd = ex->cwd ? ex->cwd : "";
+	size_t len = sizeof(struct sbx_agent_hdr) + sizeof(sp);
+	struct sbx_agent_hdr h = { SBX_AGENT_MAGIC, SBX_AGENT_SPAWN, 0 };
+	char *buf, *p;
+
+	for (; ex->argv[sp.argc]; sp.argc++)
+		len += strlen(ex->argv[sp.argc]) + 1;
+	for (; ex->envp && ex->envp[sp.envc]; sp.envc++)
+		len += strlen(ex->envp[sp.envc]) + 1;
+	len += strlen(cwd) + 1 + strlen(name) + 1;
+	sp.script_len = ex->script ? (uint32_t)ex->script_len : 0;
+	len += sp.script_len;
+	buf = malloc(len);
+	if (!buf)
+		return NULL;
+	h.len = (uint32_t)(len - sizeof(h));
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &sp, sizeof(sp));
+	p = buf + sizeof(h) + sizeof(sp);
+	for (uint32_t i = 0; i < sp.argc; i++)
+		p = stpcpy(p, ex->argv[i]) + 1;
+	for (uint32_t i = 0; i < sp.envc; i++)
+		p = stpcpy(p, ex->envp[i]) + 1;
+	p = stpcpy(p, cwd) + 1;
+	p = stpcpy(p, name) + 1;
+	if (sp.script_len)
+		memcpy(p, ex->script, sp.script_len);
+	*len_out = len;
+	return buf;
+}
+
+int sbx_agent_spawn(const char *sock_path, const struct sbx_exec *ex, int timeout_ms,
+		    struct sbx_agent_proc **out, struct sbx_err *err)
+{
+	int fds[3] = { ex->stdin_fd, ex->stdout_fd, ex->stderr_fd };
+	int pass[3], npass = 0, fd, r;
+	uint32_t flags = 0;
+	char cbuf[CMSG_SPACE(sizeof(pass))];
+	struct sbx_agent_hdr h;
+	struct sbx_agent_proc *p;
+	char *msg, *payload = NULL;
+	size_t len, first;
+	ssize_t n;
+
+	*out = NULL;
+	if (!ex->argv || !ex->argv[0])
+		return sbx_err_set(err, EINVAL, "no command to run");
+	if (ex->script && ex->script_len > SBX_AGENT_MAX_PAYLOAD / 2)
+		return sbx_err_set(err, EFBIG, "script too large (%zu bytes)", ex->script_len);
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0) {
+			flags |= 1u << i;
+			pass[npass++] = fds[i];
+		}
+	msg = ac_build_spawn(ex, &len, flags);
+	if (!msg)
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	fd = ac_connect(sock_path, err);
+	if (fd < 0) {
+		free(msg);
+		return fd;
+	}
+	/* The fds travel with the first chunk; the rest follows as plain bytes. */
+	first = len < 4096 ? len : 4096;
+	{
+		struct iovec iov = { msg, first };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+		if (npass) {
+			struct cmsghdr *cm;
+
+			memset(cbuf, 0, sizeof(cbuf));
+			m.msg_control = cbuf;
+			m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)npass);
+			cm = CMSG_FIRSTHDR(&m);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)npass);
+			memcpy(CMSG_DATA(cm), pass, sizeof(int) * (size_t)npass);
+		}
+		do
+			n = sendmsg(fd, &m, MSG_NOSIGNAL);
+		while (n < 0 && errno == EINTR);
+	}
+	r = n < 0 ? -errno : ac_send_all(fd, msg + n, len - (size_t)n);
+	free(msg);
+	if (r < 0) {
+		close(fd);
+		return sbx_err_sys(err, -r, "sending the command to the sandbox agent");
+	}
+	r = ac_recv(fd, timeout_ms < 0 ? -1 : now_ms() + timeout_ms, &h, &payload, NULL);
+	if (r < 0) {
+		close(fd);
+		if (r == -ETIMEDOUT)
+			return sbx_err_set(err, ETIMEDOUT, "the sandbox agent did not start the process within %d ms",
+					   timeout_ms);
+		if (r == -EPIPE)
+			return sbx_err_set(err, ECONNREFUSED, "the sandbox agent hung up");
+		return sbx_err_sys(err, -r, "talking to the sandbox agent");
+	}
+	if (h.type == SBX_AGENT_ERROR && h.len >= sizeof(struct sbx_agent_error)) {
+		struct sbx_agent_error e;
+
+		memcpy(&e, payload, sizeof(e));
+		r = sbx_err_set(err, e.err > 0 ? e.err : EIO, "%s: %s", ex->argv[0],
+				h.len > sizeof(e) ? payload + sizeof(e) : "failed");
+		free(payload);
+		close(fd);
+		return r;
+	}
+	if (h.type != SBX_AGENT_STARTED || h.len != sizeof(struct sbx_agent_started)) {
+		free(payload);
+		close(fd);
+		return sbx_err_set(err, EPROTO, "unexpected answer from the sandbox agent");
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		free(payload);
+		close(fd);
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	}
+	{
+		struct sbx_agent_started st;
+
+		memcpy(&st, payload, sizeof(st));
+		p->pid = st.pid;
+	}
+	free(payload);
+	p->fd = fd;
+	pthread_mutex_init(&p->wlock, NULL);
+	*out = p;
+	return 0;
+}
+
+pid_t sbx_agent_proc_pid(const struct sbx_agent_proc *p)
+{
+	return p->pid;
+}
+
+static void ac_free(struct sbx_agent_proc *p)
+{
+	close(p->fd);
+	pthread_mutex_destroy(&p->wlock);
+	free(p);
+}
+
+int sbx_agent_wait(struct sbx_agent_proc *p, struct sbx_exit *out, struct sbx_err *err)
+{
+	struct sbx_agent_hdr h;
+	char *payload = NULL;
+	int r;
+
+	for (;;) {
+		r = ac_recv(p->fd, -1, &h, &payload, NULL);
+		if (r == -EPIPE || r == -ECONNRESET) {
+			/* The agent went away: the sandbox stopped and took the process with it. */
+			out->signaled = true;
+			out->code = SIGKILL;
+			ac_free(p);
+			return 0;
+		}
+		if (r < 0) {
+			ac_free(p);
+			return sbx_err_sys(err, -r, "waiting for the process");
+		}
+		if (h.type == SBX_AGENT_EXIT && h.len == sizeof(struct sbx_agent_exit)) {
+			struct sbx_agent_exit ex;
+
+			memcpy(&ex, payload, sizeof(ex));
+			out->signaled = ex.signaled != 0;
+			out->code = ex.code;
+			free(payload);
+			ac_free(p);
+			return 0;
+		}
+		free(payload);
+	}
+}
+
+int sbx_agent_kill(struct sbx_agent_proc *p, int sig)
+{
+	struct {
+		struct sbx_agent_hdr h;
+		struct sbx_agent_kill k;
+	} m = { { SBX_AGENT_MAGIC, SBX_AGENT_KILL, sizeof(struct sbx_agent_kill) }, { sig } };
+	int r;
+
+	pthread_mutex_lock(&p->wlock);
+	r = ac_send_all(p->fd, (const char *)&m, sizeof(m));
+	pthread_mutex_unlock(&p->wlock);
+	/* A process that has just ended leaves nothing to kill. */
+	return r == -EPIPE || r == -ECONNRESET ? 0 : r;
+}
+
+void sbx_agent_abandon(struct sbx_agent_proc *p)
+{
+	if (p)
+		ac_free(p);
+}

@@ -1,0 +1,56 @@
+/*
+ * agent_client.h - talking to sbxfs-agent from the daemon.
+ *
+ * Independent of the local backend: it needs only the path of the agent's
+ * socket, so the docker backend uses it as well. One connection per process.
+ *
+ *   struct sbx_agent_proc *p;
+ *   if (sbx_agent_spawn("/state/x/agent.sock", &ex, 30000, &p, &err) < 0) ...;
+ *   ... sbx_agent_kill(p, SIGTERM) from any thread ...
+ *   sbx_agent_wait(p, &exit, &err);   // blocks, then frees p
+ *
+ * Threads: sbx_agent_kill may run concurrently with sbx_agent_wait on the same
+ * proc; nothing may touch the proc once sbx_agent_wait or sbx_agent_abandon
+ * has returned. If the agent goes away while the process runs (the sandbox
+ * was stopped or restarted), sbx_agent_wait reports it as killed by SIGKILL.
+ */
+#ifndef SBX_AGENT_CLIENT_H
+#define SBX_AGENT_CLIENT_H
+
+#include <sys/types.h>
+
+#include "../backend.h"
+
+struct sbx_agent_proc;
+
+/*
+ * Checks that the agent at sock_path answers within timeout_ms. When host_pid
+ * is not NULL it receives the agent's pid as seen by the caller (0 when it
+ * cannot be known).
+ */
+int sbx_agent_hello(const char *sock_path, int timeout_ms, pid_t *host_pid, struct sbx_err *err);
+
+/*
+ * Starts ex (argv, envp, cwd, fds, optional script) in the agent's sandbox and
+ * waits up to timeout_ms for it to start. The errno of a failure is the
+ * agent's: ENOENT "command not found", ECONNREFUSED when no agent listens.
+ */
+int sbx_agent_spawn(const char *sock_path, const struct sbx_exec *ex, int timeout_ms,
+		    struct sbx_agent_proc **out, struct sbx_err *err);
+
+/* The process's pid inside the sandbox. */
+pid_t sbx_agent_proc_pid(const struct sbx_agent_proc *p);
+
+/* Blocks until the process ends, fills *out, and frees p. */
+int sbx_agent_wait(struct sbx_agent_proc *p, struct sbx_exit *out, struct sbx_err *err);
+
+/*
+ * Sends sig to the process group; SIGKILL also kills every process of the
+ * process's session. Returns 0 or a negative errno.
+ */
+int sbx_agent_kill(struct sbx_agent_proc *p, int sig);
+
+/* Hangs up without waiting; the agent then kills the process. Frees p. */
+void sbx_agent_abandon(struct sbx_agent_proc *p);
+
+#endif

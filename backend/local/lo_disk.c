@@ -1,0 +1,490 @@
+/*
+ * lo_disk.c - disk images (pool + mkfs), loop devices and the mounts of a
+ * local sandbox. All mounts are made in the daemon's (host) mount namespace
+ * under a private state root, so they outlive the daemon and do not
+ * propagate into other namespaces.
+ */
+#include "lo_disk.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/loop.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POOL_SIZES 4      /* image sizes kept ready at once */
+#define POOL_DEPTH 2      /* ready images per size */
+#define DEFAULT_DISK (UINT64_C(1) << 30)
+
+struct lo_pool {
+	char dir[PATH_MAX];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool stop;
+	uint64_t sizes[POOL_SIZES];     /* most recently wanted first; 0 = unused */
+	unsigned ready[POOL_SIZES];
+	unsigned long seq;
+	const char *mkfs;
+};
+
+extern char **environ;
+
+static const char *find_mkfs(void)
+{
+	static const char *const cands[] = { "/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4", "/usr/bin/mkfs.ext4" };
+
+	for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++)
+		if (access(cands[i], X_OK) == 0)
+			return cands[i];
+	return NULL;
+}
+
+/* Creates a sparse file of `bytes` at path and formats it ext4 (no reserved blocks). */
+static int make_image(const char *mkfs, const char *path, uint64_t bytes, struct sbx_err *err)
+{
+	char *argv[] = { (char *)mkfs, "-q", "-F", "-m", "0", "-E",
+			 "nodiscard,lazy_itable_init=1,lazy_journal_init=1",
+			 (char *)path, NULL };
+	char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	posix_spawn_file_actions_t fa;
+	int fd, st, r;
+	pid_t pid;
+
+	if (!mkfs)
+		return sbx_err_set(err, ENOENT, "mkfs.ext4 not found (install e2fsprogs)");
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return sbx_err_sys(err, errno, "creating '%s'", path);
+	if (ftruncate(fd, (off_t)bytes) < 0) {
+		r = errno;
+		close(fd);
+		unlink(path);
+		return sbx_err_sys(err, r, "sizing '%s'", path);
+	}
+	close(fd);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	r = posix_spawn(&pid, mkfs, &fa, NULL, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r) {
+		unlink(path);
+		return sbx_err_sys(err, r, "running %s", mkfs);
+	}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		unlink(path);
+		return sbx_err_set(err, EIO, "%s failed on '%s'", mkfs, path);
+	}
+	return 0;
+}
+
+static int pool_index(struct lo_pool *p, uint64_t bytes)
+{
+	for (int i = 0; i < POOL_SIZES; i++)
+		if (p->sizes[i] == bytes)
+			return i;
+	return -1;
+}
+
+/* Remembers that `bytes` is wanted (most recent first); lock held. Returns its index. */
+static int pool_want(struct lo_pool *p, uint64_t bytes)
+{
+	int i = pool_index(p, bytes);
+	uint64_t sz;
+	unsigned rd;
+
+	if (i < 0) {
+		i = POOL_SIZES - 1;
+		if (p->sizes[i] && p->ready[i]) {
+			/* Evict the least recently wanted size's images. */
+			for (unsigned k = 0; k < p->ready[i]; k++) {
+				char path[PATH_MAX + 64];
+
+				snprintf(path, sizeof(path), "%s/%" PRIu64 "-%u.img", p->dir, p->sizes[i], k);
+				unlink(path);
+			}
+		}
+		p->sizes[i] = bytes;
+		p->ready[i] = 0;
+	}
+	sz = p->sizes[i];
+	rd = p->ready[i];
+	for (; i > 0; i--) {
+		p->sizes[i] = p->sizes[i - 1];
+		p->ready[i] = p->ready[i - 1];
+	}
+	p->sizes[0] = sz;
+	p->ready[0] = rd;
+	return 0;
+}
+
+static void *pool_thread(void *arg)
+{
+	struct lo_pool *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		int idx = -1;
+
+		for (int i = 0; i < POOL_SIZES; i++)
+			if (p->sizes[i] && p->ready[i] < POOL_DEPTH) {
+				idx = i;
+				break;
+			}
+		if (idx < 0) {
+			pthread_cond_wait(&p->cond, &p->lock);
+			continue;
+		}
+		{
+			uint64_t bytes = p->sizes[idx];
+			unsigned slot = p->ready[idx];
+			char tmp[PATH_MAX + 64], path[PATH_MAX + 64];
+			struct sbx_err err;
+			int r;
+
+			snprintf(tmp, sizeof(tmp), "%s/.tmp-%lu.img", p->dir, ++p->seq);
+			pthread_mutex_unlock(&p->lock);
+			r = make_image(p->mkfs, tmp, bytes, &err);
+			pthread_mutex_lock(&p->lock);
+			idx = pool_index(p, bytes);
+			if (r < 0 || idx < 0 || p->ready[idx] >= POOL_DEPTH) {
+				unlink(tmp);
+				if (r < 0) {
+					/* Do not spin on a broken mkfs: creates format inline and say why. */
+					struct timespec ts;
+
+					clock_gettime(CLOCK_REALTIME, &ts);
+					ts.tv_sec += 5;
+					pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+				}
+				continue;
+			}
+			slot = p->ready[idx];
+			snprintf(path, sizeof(path), "%s/%" PRIu64 "-%u.img", p->dir, bytes, slot);
+			if (rename(tmp, path) == 0)
+				p->ready[idx]++;
+			else
+				unlink(tmp);
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+int lo_pool_start(const char *state_root, struct lo_pool **out, struct sbx_err *err)
+{
+	struct lo_pool *p = calloc(1, sizeof(*p));
+	DIR *d;
+	struct dirent *de;
+	int r;
+
+	if (!p)
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	snprintf(p->dir, sizeof(p->dir), "%s/pool", state_root);
+	if (mkdir(p->dir, 0700) < 0 && errno != EEXIST) {
+		r = sbx_err_sys(err, errno, "creating '%s'", p->dir);
+		free(p);
+		return r;
+	}
+	p->mkfs = find_mkfs();
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->sizes[0] = DEFAULT_DISK;
+	/* Images left by an earlier daemon are complete (renamed after mkfs): reuse them. */
+	d = opendir(p->dir);
+	while (d && (de = readdir(d))) {
+		unsigned long long sz;
+		unsigned slot;
+		char path[PATH_MAX + 300];
+
+		snprintf(path, sizeof(path), "%s/%s", p->dir, de->d_name);
+		if (de->d_name[0] == '.' && strncmp(de->d_name, ".tmp-", 5) == 0) {
+			unlink(path);
+			continue;
+		}
+		if (sscanf(de->d_name, "%llu-%u.img", &sz, &slot) != 2)
+			continue;
+		/* Keep only a dense 0..n-1 numbering; the rest goes. */
+		if (pool_index(p, sz) < 0 && slot < POOL_DEPTH)
+			pool_want(p, sz);
+		if (pool_index(p, sz) < 0 || slot >= POOL_DEPTH)
+			unlink(path);
+	}
+	if (d)
+		closedir(d);
+	for (int i = 0; i < POOL_SIZES; i++) {
+		unsigned k = 0;
+
+		while (p->sizes[i] && k < POOL_DEPTH) {
+			char path[PATH_MAX + 64];
+
+			snprintf(path, sizeof(path), "%s/%" PRIu64 "-%u.img", p->dir, p->sizes[i], k);
+			if (access(path, F_OK) < 0)
+				break;
+			k++;
+		}
+		/* Anything past a gap is renamed down later; simplest is to drop it now. */
+		for (unsigned j = k + 1; p->sizes[i] && j < POOL_DEPTH; j++) {
+			char path[PATH_MAX + 64];
+
+			snprintf(path, sizeof(path), "%s/%" PRIu64 "-%u.img", p->dir, p->sizes[i], j);
+			unlink(path);
+		}
+		p->ready[i] = k;
+	}
+	r = pthread_create(&p->thread, NULL, pool_thread, p);
+	if (r) {
+		pthread_mutex_destroy(&p->lock);
+		pthread_cond_destroy(&p->cond);
+		free(p);
+		return sbx_err_sys(err, r, "starting the disk image pool");
+	}
+	*out = p;
+	return 0;
+}
+
+void lo_pool_stop(struct lo_pool *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+}
+
+int lo_pool_take(struct lo_pool *p, uint64_t bytes, const char *dest, struct sbx_err *err)
+{
+	char path[PATH_MAX + 64];
+	int idx, r;
+
+	if (!bytes)
+		bytes = DEFAULT_DISK;
+	if (bytes < (UINT64_C(8) << 20))
+		bytes = UINT64_C(8) << 20; /* ext4 needs room for its own metadata */
+	pthread_mutex_lock(&p->lock);
+	pool_want(p, bytes);
+	idx = 0;
+	if (p->ready[idx] > 0) {
+		snprintf(path, sizeof(path), "%s/%" PRIu64 "-%u.img", p->dir, bytes, p->ready[idx] - 1);
+		if (rename(path, dest) == 0) {
+			p->ready[idx]--;
+			pthread_cond_signal(&p->cond);
+			pthread_mutex_unlock(&p->lock);
+			return 0;
+		}
+		p->ready[idx] = 0; /* something removed the pool; start it over */
+	}
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	r = make_image(p->mkfs, dest, bytes, err);
+	if (r < 0)
+		sbx_err_wrap(err, "making the sandbox's disk");
+	return r;
+}
+
+/* Unescapes the octal escapes of /proc/self/mountinfo in place. */
+static void unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
+			*o++ = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+bool lo_is_mountpoint(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && getline(&line, &cap, f) > 0) {
+		char mnt[PATH_MAX];
+
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+			continue;
+		unescape(mnt);
+		found = strcmp(mnt, path) == 0;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+int lo_make_private(const char *path, struct sbx_err *err)
+{
+	if (!lo_is_mountpoint(path) && mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return sbx_err_sys(err, errno, "bind-mounting '%s' onto itself", path);
+	if (mount(NULL, path, NULL, MS_PRIVATE | MS_REC, NULL) < 0)
+		return sbx_err_sys(err, errno, "making '%s' a private mount", path);
+	return 0;
+}
+
+/* Attaches img to a free loop device (detached automatically when unmounted). Returns its fd. */
+static int loop_attach(const char *img, char *dev, size_t size, struct sbx_err *err)
+{
+	int ctl, imgfd, lfd = -1, e = 0;
+
+	imgfd = open(img, O_RDWR | O_CLOEXEC);
+	if (imgfd < 0)
+		return sbx_err_sys(err, errno, "opening '%s'", img);
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0) {
+		e = errno;
+		close(imgfd);
+		return sbx_err_sys(err, e, "opening /dev/loop-control");
+	}
+	for (int tries = 0; tries < 64; tries++) {
+		struct loop_config cfg;
+		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+
+		if (n < 0) {
+			e = errno;
+			break;
+		}
+		snprintf(dev, size, "/dev/loop%d", n);
+		lfd = open(dev, O_RDWR | O_CLOEXEC);
+		if (lfd < 0) {
+			e = errno;
+			if (e == ENOENT)
+				continue; /* the node is on its way (udev-less /dev is devtmpfs) */
+			break;
+		}
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.fd = (uint32_t)imgfd;
+		cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+		snprintf((char *)cfg.info.lo_file_name, sizeof(cfg.info.lo_file_name), "%s", img);
+		if (ioctl(lfd, LOOP_CONFIGURE, &cfg) == 0) {
+			e = 0;
+			break;
+		}
+		e = errno;
+		close(lfd);
+		lfd = -1;
+		if (e != EBUSY)
+			break; /* EBUSY: another thread took this one first */
+	}
+	close(ctl);
+	close(imgfd);
+	if (lfd < 0)
+		return sbx_err_sys(err, e ? e : EBUSY, "attaching '%s' to a loop device", img);
+	return lfd;
+}
+
+int lo_mount_all(const char *state_dir, const char *lowerdir, char *loopdev, size_t size, struct sbx_err *err)
+{
+	char img[PATH_MAX + 32], disk[PATH_MAX + 32], root[PATH_MAX + 32], usr[PATH_MAX + 32];
+	char upper[PATH_MAX + 32], work[PATH_MAX + 32], opts[3 * PATH_MAX + 128];
+	int r;
+
+	snprintf(img, sizeof(img), "%s/disk.img", state_dir);
+	snprintf(disk, sizeof(disk), "%s/disk", state_dir);
+	snprintf(root, sizeof(root), "%s/root", state_dir);
+	snprintf(usr, sizeof(usr), "%s/root/usr", state_dir);
+	snprintf(upper, sizeof(upper), "%s/disk/upper", state_dir);
+	snprintf(work, sizeof(work), "%s/disk/work", state_dir);
+	if (strpbrk(state_dir, ",:") || strpbrk(lowerdir, ",:"))
+		return sbx_err_set(err, EINVAL, "state directory '%s' contains ',' or ':', which overlayfs cannot take",
+				   state_dir);
+	if ((mkdir(disk, 0700) < 0 && errno != EEXIST) || (mkdir(root, 0755) < 0 && errno != EEXIST))
+		return sbx_err_sys(err, errno, "creating mount points in '%s'", state_dir);
+	if (!lo_is_mountpoint(disk)) {
+		int lfd = loop_attach(img, loopdev, size, err);
+
+		if (lfd < 0)
+			return lfd;
+		r = mount(loopdev, disk, "ext4", MS_NOSUID | MS_NODEV | MS_NOATIME, "");
+		r = r < 0 ? -errno : 0;
+		close(lfd); /* the mount holds the device; autoclear frees it at unmount */
+		if (r < 0)
+			return sbx_err_sys(err, -r, "mounting the disk image on '%s'", disk);
+	}
+	if ((mkdir(upper, 0755) < 0 && errno != EEXIST) || (mkdir(work, 0700) < 0 && errno != EEXIST)) {
+		r = sbx_err_sys(err, errno, "creating '%s'", upper);
+		goto out_disk;
+	}
+	if (!lo_is_mountpoint(root)) {
+		snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", lowerdir, upper, work);
+		if (mount("overlay", root, "overlay", MS_NOSUID | MS_NODEV, opts) < 0) {
+			r = sbx_err_sys(err, errno, "mounting overlay on '%s'", root);
+			goto out_disk;
+		}
+	}
+	if (!lo_is_mountpoint(usr)) {
+		if (mount("/usr", usr, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+		    mount(NULL, usr, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0) {
+			r = sbx_err_sys(err, errno, "bind-mounting /usr on '%s'", usr);
+			umount2(usr, MNT_DETACH);
+			goto out_root;
+		}
+	}
+	return 0;
+out_root:
+	umount2(root, MNT_DETACH);
+out_disk:
+	umount2(disk, MNT_DETACH);
+	return r;
+}
+
+static int unmount_one(const char *path)
+{
+	for (int i = 0; i < 100; i++) {
+		if (umount2(path, UMOUNT_NOFOLLOW) == 0)
+			continue; /* stacked mounts: take every layer off */
+		if (errno == EINVAL || errno == ENOENT)
+			return 0; /* not (or no longer) a mount point */
+		if (errno != EBUSY)
+			return -errno;
+		/* Something still holds it (a process leaving): detach lazily. */
+		if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+			continue;
+		return -errno;
+	}
+	return -EBUSY;
+}
+
+int lo_unmount_all(const char *state_dir, struct sbx_err *err)
+{
+	static const char *const parts[] = { "root/usr", "root", "disk" };
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		char path[PATH_MAX + 32];
+		int r;
+
+		snprintf(path, sizeof(path), "%s/%s", state_dir, parts[i]);
+		r = unmount_one(path);
+		if (r < 0)
+			return sbx_err_sys(err, -r, "unmounting '%s'", path);
+	}
+	return 0;
+}

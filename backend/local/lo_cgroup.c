@@ -205,12 +205,13 @@ int lo_cg_set_limits(const struct lo_cg *cg, const struct sbx_limits *l, struct 
 	return 0;
 }
 
-int lo_cg_procs_files(const struct lo_cg *cg, char (*out)[PATH_MAX], int max)
+int lo_cg_procs_files(const struct lo_cg *cg, char (*out)[PATH_MAX], int max, bool *self)
 {
 	int n = 0;
 
+	*self = !cg->v2;
 	for (int i = 0; i < cg->ndistinct && n < max; i++)
-		snprintf(out[n++], PATH_MAX, "%s/cgroup.procs", cg->uniq[i]);
+		snprintf(out[n++], PATH_MAX, "%s/%s", cg->uniq[i], cg->v2 ? "cgroup.procs" : "tasks");
 	return n;
 }
 

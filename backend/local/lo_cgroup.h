@@ -34,8 +34,13 @@ int lo_cgroot_find(struct lo_cgroot *root, struct sbx_err *err);
 /* Computes the paths; with create, makes the directories. */
 int lo_cg_open(const struct lo_cgroot *root, const char *id, bool create, struct lo_cg *cg, struct sbx_err *err);
 int lo_cg_set_limits(const struct lo_cg *cg, const struct sbx_limits *l, struct sbx_err *err);
-/* The cgroup.procs files a new process must write its pid to. */
-int lo_cg_procs_files(const struct lo_cg *cg, char (*out)[PATH_MAX], int max);
+/*
+ * The files a new single-threaded process writes itself into. On v1 that is
+ * `tasks` with "0" (*self = true): moving only the calling thread skips the
+ * global threadgroup lock, whose RCU grace period cost ~10 ms per create.
+ * On v2 it is cgroup.procs with the pid (*self = false).
+ */
+int lo_cg_procs_files(const struct lo_cg *cg, char (*out)[PATH_MAX], int max, bool *self);
 int lo_cg_freeze(const struct lo_cg *cg, bool freeze, struct sbx_err *err);
 /* 1 frozen, 0 not, -errno */
 int lo_cg_is_frozen(const struct lo_cg *cg);

@@ -137,7 +137,12 @@ static int write_state(struct sbx_instance *in, struct sbx_err *err)
 	snprintf(path, sizeof(path), "%s/local.json", in->state_dir);
 	snprintf(tmp, sizeof(tmp), "%s/.local.json.tmp", in->state_dir);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, s, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd) < 0)
+	/*
+	 * No fsync: the file matters after a daemon crash, when the page cache
+	 * survives; after a host crash its pids are stale anyway and attach
+	 * rebuilds from the disk image.
+	 */
+	if (fd < 0 || write(fd, s, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
 		r = sbx_err_sys(err, errno, "writing '%s'", tmp);
 	if (fd >= 0)
 		close(fd);
@@ -228,9 +233,9 @@ static void child_report(int fd, int stage, int e)
  * calls from here to execve.
  */
 static void child_start(const char *bwrap, char *const argv[], char *const envp[], const int *cgfds, int ncg,
-			int devnull, int logfd, int lfd, int secfd, int statfd) __attribute__((noreturn));
+			bool cg_self, int devnull, int logfd, int lfd, int secfd, int statfd) __attribute__((noreturn));
 static void child_start(const char *bwrap, char *const argv[], char *const envp[], const int *cgfds, int ncg,
-			int devnull, int logfd, int lfd, int secfd, int statfd)
+			bool cg_self, int devnull, int logfd, int lfd, int secfd, int statfd)
 {
 	char num[24];
 	size_t n;
@@ -241,7 +246,7 @@ static void child_start(const char *bwrap, char *const argv[], char *const envp[
 
 	setsid();
 	self = getpid();
-	n = fmt_uint(num, (unsigned long)self);
+	n = cg_self ? fmt_uint(num, 0) : fmt_uint(num, (unsigned long)self);
 	/* Join the cgroups before anything else exists to escape them. */
 	for (int i = 0; i < ncg; i++)
 		if (write(cgfds[i], num, n) != (ssize_t)n)
@@ -306,6 +311,7 @@ static int lo_start(struct sbx_instance *in, struct sbx_err *err)
 	char cgfiles[LO_MAX_CGFILES][PATH_MAX];
 	int cgfds[LO_MAX_CGFILES], ncg, lfd = -1, secfd = -1, logfd = -1, devnull = -1;
 	int statp[2] = { -1, -1 }, r = 0, st;
+	bool cg_self;
 	pid_t a, bw = 0, agent = 0;
 	struct stat sb;
 	char *const envp[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
@@ -326,7 +332,7 @@ static int lo_start(struct sbx_instance *in, struct sbx_err *err)
 		"--scripts", "/run/sbxfs", NULL,
 	};
 
-	ncg = lo_cg_procs_files(&in->cg, cgfiles, LO_MAX_CGFILES);
+	ncg = lo_cg_procs_files(&in->cg, cgfiles, LO_MAX_CGFILES, &cg_self);
 	for (int i = 0; i < ncg; i++)
 		cgfds[i] = -1;
 	for (int i = 0; i < ncg; i++) {
@@ -371,7 +377,7 @@ static int lo_start(struct sbx_instance *in, struct sbx_err *err)
 
 		if (b != 0)
 			_exit(b < 0 ? 1 : 0);
-		child_start(be->bwrap, argv, envp, cgfds, ncg, devnull, logfd, lfd, secfd, statp[1]);
+		child_start(be->bwrap, argv, envp, cgfds, ncg, cg_self, devnull, logfd, lfd, secfd, statp[1]);
 	}
 	close(statp[1]);
 	statp[1] = -1;

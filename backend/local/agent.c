@@ -761,7 +761,11 @@ int main(int argc, char **argv)
 		i++;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	/* Keep the agent alive through a memory limit; its runs go back to 0. */
+	/*
+	 * Keep the agent alive through a memory limit; its runs go back to 0.
+	 * Writing -1000 succeeds without privilege when it is already -1000
+	 * (set by whoever started us).
+	 */
 	a.oom_protected = write_file("/proc/self/oom_score_adj", "-1000") == 0;
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	if (listen_at)

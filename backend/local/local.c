@@ -251,6 +251,21 @@ static void child_start(const char *bwrap, char *const argv[], char *const envp[
 	for (int i = 0; i < ncg; i++)
 		if (write(cgfds[i], num, n) != (ssize_t)n)
 			child_report(statfd, 1, errno);
+	/*
+	 * -1000 is inherited by bwrap and the agent (which cannot lower it
+	 * itself, having no CAP_SYS_RESOURCE); the agent puts each run back to 0
+	 * so a memory hog is what the OOM killer picks. Best effort.
+	 */
+	{
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+
+		if (fd >= 0) {
+			if (write(fd, "-1000", 5) != 5) {
+				/* no CAP_SYS_RESOURCE: runs and agent share the default score */
+			}
+			close(fd);
+		}
+	}
 	{
 		int pid32 = (int)self;
 

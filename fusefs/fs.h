@@ -43,7 +43,7 @@ struct handle {
 void synth_lookup(fuse_req_t req, struct node *parent, const char *name);
 void synth_getattr(fuse_req_t req, struct node *n);
 void synth_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set);
-void synth_readdir(fuse_req_t req, struct node *n, size_t size, off_t off);
+void synth_readdir(fuse_req_t req, struct node *n, size_t size, off_t off, bool plus);
 void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
 void synth_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void synth_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);

@@ -282,7 +282,8 @@ int main(int argc, char *argv[])
 	loop = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(loop, cmd.clone_fd);
 	fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
-	fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
+	if (cmd.max_threads > 0 && cmd.max_threads <= 100000)
+		fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
 	ret = cmd.singlethread ? fuse_session_loop(fs.se) : fuse_session_loop_mt(fs.se, loop);
 	fuse_loop_cfg_destroy(loop);
 

@@ -303,7 +303,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 	if (is_pt(n))
 		pt_readdir(req, n, size, off, fi, false);
 	else
-		synth_readdir(req, n, size, off);
+		synth_readdir(req, n, size, off, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -314,7 +314,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	if (is_pt(n))
 		pt_readdir(req, n, size, off, fi, true);
 	else
-		synth_readdir(req, n, size, off);  /* readdirplus falls back to lookups */
+		synth_readdir(req, n, size, off, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

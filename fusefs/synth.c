@@ -289,12 +289,16 @@ void synth_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set
 struct dirbuf {
 	char *p;
 	size_t size, len;
+	bool plus;
 };
 
 static void dirbuf_add(fuse_req_t req, struct dirbuf *b, const char *name, fuse_ino_t ino, bool dir)
 {
 	struct stat st = { .st_ino = ino, .st_mode = dir ? S_IFDIR : S_IFREG };
-	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+	/* In readdirplus, inode 0 tells the kernel "no attributes here; look it up". */
+	struct fuse_entry_param e = { .ino = 0, .attr = st };
+	size_t need = b->plus ? fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0)
+			      : fuse_add_direntry(req, NULL, 0, name, NULL, 0);
 	char *grown;
 
 	if (b->len + need > b->size) {
@@ -306,13 +310,16 @@ static void dirbuf_add(fuse_req_t req, struct dirbuf *b, const char *name, fuse_
 		b->p = grown;
 		b->size = size;
 	}
-	fuse_add_direntry(req, b->p + b->len, b->size - b->len, name, &st, (off_t)(b->len + need));
+	if (b->plus)
+		fuse_add_direntry_plus(req, b->p + b->len, b->size - b->len, name, &e, (off_t)(b->len + need));
+	else
+		fuse_add_direntry(req, b->p + b->len, b->size - b->len, name, &st, (off_t)(b->len + need));
 	b->len += need;
 }
 
-void synth_readdir(fuse_req_t req, struct node *n, size_t size, off_t off)
+void synth_readdir(fuse_req_t req, struct node *n, size_t size, off_t off, bool plus)
 {
-	struct dirbuf b = { 0 };
+	struct dirbuf b = { .plus = plus };
 
 	/* Unknown inode numbers are fine in readdir: lookup gives the real ones. */
 	dirbuf_add(req, &b, ".", node_ino(n), true);

@@ -15,7 +15,9 @@ test fails.
 """
 
 import os
+import shutil
 import signal
+import tempfile
 import threading
 
 import pytest
@@ -24,6 +26,16 @@ import sbxtest
 from sbxtest import FAULT_RE, Mount, MountError
 
 DEFAULT_DEADLINE = 60.0
+_own_basetemp = []
+
+
+def pytest_configure(config):
+    # A private temporary directory per run: pytest's shared numbered dirs
+    # (/tmp/pytest-of-USER) are pruned by every run, and a concurrent run
+    # would rename a directory under which our daemon has state mounted.
+    if not config.option.basetemp and not hasattr(config, "workerinput"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="sbxfs-pytest-")
+        _own_basetemp.append(config.option.basetemp)
 
 
 
@@ -213,3 +225,13 @@ def pytest_sessionfinish(session, exitstatus):
                 sbxtest.unmount(pt)
             except Exception:
                 pass
+    if _own_basetemp:
+        left = [p for p in sbxtest.mountinfo_points() if p.startswith(_own_basetemp[0] + "/")]
+        if exitstatus == 0 and not left:
+            shutil.rmtree(_own_basetemp[0], ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _own_basetemp and os.path.exists(_own_basetemp[0]):
+        terminalreporter.write_line("sbxfs test directory (daemon logs): %s" % _own_basetemp[0])
+

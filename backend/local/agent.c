@@ -206,31 +206,109 @@ static void send_error(struct client *c, int e, const char *fmt, ...)
 	send_msg(c, SBX_AGENT_ERROR, &er, sizeof(er), msg, strlen(msg) + 1);
 }
 
-/* Kills the run's process group and, for SIGKILL, everything in its session. */
+struct proc_link {
+	pid_t pid, ppid, sid;
+};
+
+/* Reads pid, parent and session of every process we can see; returns the count. */
+static size_t scan_procs(struct proc_link *out, size_t max)
+{
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d = opendir("/proc");
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < max) {
+		char path[64], buf[512], *rp;
+		long p = strtol(de->d_name, &rp, 10);
+		ssize_t len;
+		int fd;
+
+		if (*rp || p <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", p);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		/* the command name may hold spaces and parentheses: parse after the last ')' */
+		rp = strrchr(buf, ')');
+		if (!rp)
+			continue;
+		{
+			char state;
+			int ppid, pgrp, sid;
+
+			if (sscanf(rp + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4)
+				continue;
+			out[n].pid = (pid_t)p;
+			out[n].ppid = (pid_t)ppid;
+			out[n].sid = (pid_t)sid;
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Kills the run's process group and, for SIGKILL, its whole tree: every
+ * descendant by parent links (taken before anything dies, so `setsid cmd &`
+ * children are still linked to the run) and everything in its session.
+ * A few rounds catch what forked meanwhile.
+ */
 static void kill_run(pid_t pid, int sig)
 {
-	DIR *d;
-	struct dirent *de;
+	enum { MAX_PROCS = 8192 };
+	struct proc_link *procs;
 
 	if (pid <= 0)
 		return;
-	kill(-pid, sig);
-	kill(pid, sig);
-	if (sig != SIGKILL)
+	if (sig != SIGKILL) {
+		kill(-pid, sig);
+		kill(pid, sig);
 		return;
-	d = opendir("/proc");
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		char *end;
-		long p = strtol(de->d_name, &end, 10);
-
-		if (*end || p <= 0)
-			continue;
-		if (getsid((pid_t)p) == pid)
-			kill((pid_t)p, SIGKILL);
 	}
-	closedir(d);
+	procs = malloc(MAX_PROCS * sizeof(*procs));
+	if (!procs) {
+		kill(-pid, sig);
+		kill(pid, sig);
+		return;
+	}
+	for (int round = 0; round < 3; round++) {
+		size_t n = scan_procs(procs, MAX_PROCS);
+		bool *in_tree = calloc(n ? n : 1, sizeof(bool));
+		bool grew = true;
+
+		if (!in_tree)
+			break;
+		for (size_t i = 0; i < n; i++)
+			in_tree[i] = procs[i].pid == pid || procs[i].sid == pid;
+		while (grew) {
+			grew = false;
+			for (size_t i = 0; i < n; i++) {
+				if (in_tree[i])
+					continue;
+				for (size_t j = 0; j < n; j++) {
+					if (in_tree[j] && procs[i].ppid == procs[j].pid) {
+						in_tree[i] = grew = true;
+						break;
+					}
+				}
+			}
+		}
+		kill(-pid, SIGKILL);
+		for (size_t i = 0; i < n; i++)
+			if (in_tree[i] && procs[i].pid != getpid())
+				kill(procs[i].pid, SIGKILL);
+		free(in_tree);
+	}
+	free(procs);
 }
 
 /* Splits the SPAWN payload; returns the number of strings or -1. */

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# install-deps.sh - installs what sbxfs needs to build, run and be tested, on Debian 12, as root.
+#   bash .ci/install-deps.sh          build and run (quick start)
+#   bash .ci/install-deps.sh --test   also everything the test suite, fuzzing and docker tests use
+set -euo pipefail
+
+run_pkgs=(
+  meson ninja-build pkg-config gcc
+  libfuse3-dev fuse3 libjson-c-dev libseccomp-dev libcap-dev libcurl4-openssl-dev
+  bubblewrap e2fsprogs util-linux procps iproute2
+  python3 nodejs bash coreutils
+)
+test_pkgs=(
+  clang libclang-rt-14-dev
+  python3-pytest python3-matplotlib
+  inotify-tools vim git rsync tar
+  docker.io gnuplot-nox hyperfine valgrind
+)
+
+pkgs=("${run_pkgs[@]}")
+if [[ "${1:-}" == "--test" ]]; then
+  pkgs+=("${test_pkgs[@]}")
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# /dev/fuse must exist (containers sometimes lack the node).
+[[ -e /dev/fuse ]] || { mknod -m 666 /dev/fuse c 10 229 || true; }
+modprobe fuse 2>/dev/null || true
+modprobe loop 2>/dev/null || true

@@ -14,7 +14,7 @@
  *
  * kill_proc: on a local engine, from the host: every descendant of the wrapper (its host pid
  * comes from exec inspect) and the program's process group get the signal. On a remote engine,
- * a second exec runs `kill -SIG -- -PGID` with the pgid read from DIR/pid.
+ * a second exec runs `kill -SIG -PGID` with the pgid read from DIR/pid.
  */
 #include "dk.h"
 
@@ -533,12 +533,17 @@ static size_t dk_proc_table(struct dk_pp **out)
 	return n;
 }
 
-/* Signals every descendant of root (not root itself), groups first. Returns how many. */
-static int dk_kill_tree(pid_t root, int sig)
+/*
+ * Signals every descendant of root (not root itself), process groups first. Until one of them
+ * leads its own session (the program, after the wrapper's setsid), only the wrapper's short
+ * helpers (mkdir, head) run, and nothing is signalled unless force. Returns how many got it.
+ */
+static int dk_kill_tree(pid_t root, int sig, bool force)
 {
 	struct dk_pp *t;
 	size_t n = dk_proc_table(&t), qn = 0;
 	pid_t *q = n ? malloc(n * sizeof(*q)) : NULL;
+	bool leader = false;
 	int hit = 0;
 
 	if (!q) {
@@ -553,8 +558,10 @@ static int dk_kill_tree(pid_t root, int sig)
 		for (size_t i = 0; i < n; i++)
 			if (t[i].ppid == q[k] && qn < n)
 				q[qn++] = t[i].pid;
-	for (size_t k = 0; k < qn; k++) {
-		/* The wrapper's children lead their process group (setsid): the whole group. */
+	for (size_t k = 0; k < qn; k++)
+		if (getsid(q[k]) == q[k])
+			leader = true;
+	for (size_t k = 0; (leader || force) && k < qn; k++) {
 		if (getpgid(q[k]) == q[k])
 			kill(-q[k], sig);
 		if (kill(q[k], sig) == 0)
@@ -567,24 +574,35 @@ static int dk_kill_tree(pid_t root, int sig)
 
 static int dk_kill_local(struct sbx_proc *p, int sig)
 {
-	struct json_object *obj = NULL;
-	struct sbx_err err = {0};
 	char path[64];
 
-	if (!p->host_pid) {
-		if (dk_exec_inspect(p, &obj, &err) < 0)
-			return -err.code;
-		p->host_pid = (long)dk_json_int(obj, "Pid", 0);
-		json_object_put(obj);
-		if (!p->host_pid)
-			return -ESRCH;   /* not running (any more) */
-	}
-	snprintf(path, sizeof(path), "/proc/%ld", p->host_pid);
-	if (access(path, F_OK) < 0)
-		return -ENOTSUP;   /* another pid namespace than the engine's: use the remote way */
-	/* Right after spawn the program may not be forked yet: try for up to a second. */
-	for (int i = 0; i < 200; i++) {
-		if (dk_kill_tree((pid_t)p->host_pid, sig) > 0)
+	/* Right after spawn the engine may not have started the wrapper, nor the wrapper the
+	 * program: try for up to two seconds. */
+	for (int i = 0; i < 400; i++) {
+		if (!p->host_pid) {
+			struct json_object *obj = NULL;
+			struct sbx_err err = {0};
+			bool running;
+
+			if (dk_exec_inspect(p, &obj, &err) < 0)
+				return -err.code;
+			p->host_pid = (long)dk_json_int(obj, "Pid", 0);
+			running = dk_json_bool(obj, "Running");
+			json_object_put(obj);
+			if (!p->host_pid && !running && i > 0)
+				return 0;   /* over before it could be signalled */
+			if (!p->host_pid) {
+				dk_sleep_ms(5);
+				continue;
+			}
+			/* Running, yet not in our /proc: the engine lives in another pid namespace. */
+			snprintf(path, sizeof(path), "/proc/%ld", p->host_pid);
+			if (running && access(path, F_OK) < 0) {
+				p->host_pid = 0;
+				return -ENOTSUP;
+			}
+		}
+		if (dk_kill_tree((pid_t)p->host_pid, sig, i == 399) > 0)
 			return 0;
 		if (kill((pid_t)p->host_pid, 0) < 0)
 			return 0;   /* the wrapper is gone: nothing left to signal */
@@ -603,7 +621,7 @@ static int dk_kill_remote(struct sbx_proc *p, int sig)
 
 	snprintf(script, sizeof(script),
 		 "i=0; while [ ! -s %s/pid ] && [ $i -lt 50 ]; do sleep 0.02; i=$((i+1)); done; "
-		 "p=$(cat %s/pid 2>/dev/null) || exit 0; kill -%d -- -$p 2>/dev/null || kill -%d $p",
+		 "p=$(cat %s/pid 2>/dev/null) || exit 0; kill -%d -$p 2>/dev/null || kill -%d $p",
 		 p->dir, p->dir, sig, sig);
 	json_object_array_add(cmd, json_object_new_string("/bin/sh"));
 	json_object_array_add(cmd, json_object_new_string("-c"));

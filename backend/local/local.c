@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/un.h>
@@ -232,17 +233,29 @@ static void child_report(int fd, int stage, int e)
  * In the grandchild (a fork of a multithreaded daemon): only async-signal-safe
  * calls from here to execve.
  */
-static void child_start(const char *bwrap, char *const argv[], char *const envp[], const int *cgfds, int ncg,
-			bool cg_self, int devnull, int logfd, int lfd, int secfd, int statfd) __attribute__((noreturn));
-static void child_start(const char *bwrap, char *const argv[], char *const envp[], const int *cgfds, int ncg,
-			bool cg_self, int devnull, int logfd, int lfd, int secfd, int statfd)
+static void child_start(const char *bwrap, char *const *command, int argsfd, char *const envp[],
+			const int *cgfds, int ncg, bool cg_self, int devnull, int logfd, int lfd, int secfd,
+			int statfd) __attribute__((noreturn));
+static void child_start(const char *bwrap, char *const *command, int argsfd, char *const envp[],
+			const int *cgfds, int ncg, bool cg_self, int devnull, int logfd, int lfd, int secfd,
+			int statfd)
 {
+	/*
+	 * bwrap's options come through fd 6 (--args) so the sandbox's
+	 * /proc/1/cmdline names no host path; the command ("--" on) stays here.
+	 */
+	char *argv[32] = { (char *)bwrap, "--args", "6" };
+	size_t argc = 3;
+
+	for (size_t i = 0; command[i] && argc < 31; i++)
+		argv[argc++] = command[i];
+	argv[argc] = NULL;
 	char num[24];
 	size_t n;
 	pid_t self;
 	sigset_t none;
 	struct sigaction dfl;
-	int src[5] = { devnull, logfd, lfd, secfd, statfd };
+	int src[6] = { devnull, logfd, lfd, secfd, statfd, argsfd };
 
 	setsid();
 	self = getpid();
@@ -280,21 +293,47 @@ static void child_start(const char *bwrap, char *const argv[], char *const envp[
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	/* Move everything high first so the dup2s below cannot clobber a source. */
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 6; i++) {
 		src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 100);
 		if (src[i] < 0)
 			child_report(statfd, 2, errno);
 	}
 	statfd = src[4];
 	if (dup2(src[0], 0) < 0 || dup2(src[1], 1) < 0 || dup2(src[1], 2) < 0 || dup2(src[2], 3) < 0 ||
-	    dup2(src[3], 4) < 0 || dup3(src[4], 5, O_CLOEXEC) < 0)
+	    dup2(src[3], 4) < 0 || dup3(src[4], 5, O_CLOEXEC) < 0 || dup2(src[5], 6) < 0)
 		child_report(statfd, 2, errno);
 	statfd = 5;
-	if (close_range(6, ~0U, 0) < 0)
-		for (int fd = 6; fd < 4096; fd++)
+	if (close_range(7, ~0U, 0) < 0)
+		for (int fd = 7; fd < 4096; fd++)
 			close(fd);
 	execve(bwrap, argv, envp);
 	child_report(statfd, 2, errno);
+}
+
+/* bwrap's options (argv up to end), NUL-separated, in a memory file for --args. */
+static int args_memfd(char *const argv[], char *const *end, struct sbx_err *err)
+{
+	int fd = memfd_create("bwrap-args", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return sbx_err_sys(err, errno, "creating the bwrap argument file");
+	for (size_t i = 0; argv + i < end; i++) {
+		size_t len = strlen(argv[i]) + 1;
+
+		if (write(fd, argv[i], len) != (ssize_t)len) {
+			int saved = errno;
+
+			close(fd);
+			return sbx_err_sys(err, saved, "writing the bwrap argument file");
+		}
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		int saved = errno;
+
+		close(fd);
+		return sbx_err_sys(err, saved, "rewinding the bwrap argument file");
+	}
+	return fd;
 }
 
 static int listen_socket(const char *path, struct sbx_err *err)
@@ -324,7 +363,8 @@ static int lo_start(struct sbx_instance *in, struct sbx_err *err)
 	struct sbx_backend *be = in->be;
 	char root[PATH_MAX + 16], logp[PATH_MAX + 16], bind_agent[PATH_MAX];
 	char cgfiles[LO_MAX_CGFILES][PATH_MAX];
-	int cgfds[LO_MAX_CGFILES], ncg, lfd = -1, secfd = -1, logfd = -1, devnull = -1;
+	int cgfds[LO_MAX_CGFILES], ncg, lfd = -1, secfd = -1, logfd = -1, devnull = -1, argsfd = -1;
+	char *const *command;
 	int statp[2] = { -1, -1 }, r = 0, st;
 	bool cg_self;
 	pid_t a, bw = 0, agent = 0;
@@ -371,6 +411,13 @@ static int lo_start(struct sbx_instance *in, struct sbx_err *err)
 		r = secfd;
 		goto out;
 	}
+	for (command = argv + 1; *command && strcmp(*command, "--"); command++)
+		;
+	argsfd = args_memfd(argv + 1, command, err);
+	if (argsfd < 0) {
+		r = argsfd;
+		goto out;
+	}
 	/* The socket exists before the agent: a client's connect() waits in the backlog. */
 	lfd = listen_socket(in->sock, err);
 	if (lfd < 0) {
@@ -392,7 +439,8 @@ static int lo_start(struct sbx_instance *in, struct sbx_err *err)
 
 		if (b != 0)
 			_exit(b < 0 ? 1 : 0);
-		child_start(be->bwrap, argv, envp, cgfds, ncg, cg_self, devnull, logfd, lfd, secfd, statp[1]);
+		child_start(be->bwrap, command, argsfd, envp, cgfds, ncg, cg_self, devnull, logfd, lfd, secfd,
+			    statp[1]);
 	}
 	close(statp[1]);
 	statp[1] = -1;
@@ -456,6 +504,8 @@ out:
 		close(logfd);
 	if (devnull >= 0)
 		close(devnull);
+	if (argsfd >= 0)
+		close(argsfd);
 	if (statp[0] >= 0)
 		close(statp[0]);
 	if (statp[1] >= 0)

@@ -5,7 +5,8 @@
  *   docker_try [--host URL] [--engine-restart] [--remote]   checks; prints "N passed, N failed"
  *   docker_try --host URL bench [N]                         create and run latencies vs the CLI
  *
- * URL defaults to $DOCKER_HOST. Exits 77 (skip) when no engine answers. --engine-restart also
+ * URL defaults to $DOCKER_HOST, else /var/run/docker.sock, else the engine of
+ * tests/docker/start-dockerd.sh. Exits 77 (skip) when no engine answers. --engine-restart also
  * stops and starts the engine with tests/docker/{stop,start}-dockerd.sh (found beside this
  * source, or in $SBXFS_DOCKER_SCRIPTS). --remote: the host is tcp://, expect no files/.
  */
@@ -618,11 +619,19 @@ int main(int argc, char **argv)
 		else
 			break;
 	}
-	if (!host)
-		host = "unix:///var/run/docker.sock";
-	opts.docker_host = host;
 	opts.state_root = "/tmp/sbxfs-docker-try";
-	r = ops->init(&opts, &be_g, &e);
+	if (host) {
+		opts.docker_host = host;
+		r = ops->init(&opts, &be_g, &e);
+	} else {
+		/* The system engine, else the one tests/docker/start-dockerd.sh starts. */
+		host = opts.docker_host = "unix:///var/run/docker.sock";
+		r = ops->init(&opts, &be_g, &e);
+		if (r < 0) {
+			host = opts.docker_host = "unix:///run/sbxfs-test-docker.sock";
+			r = ops->init(&opts, &be_g, &e);
+		}
+	}
 	if (r < 0) {
 		printf("skip: no docker engine at '%s': %s\n", host, e.msg);
 		return 77;

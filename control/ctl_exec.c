@@ -432,7 +432,7 @@ static int exec_line(const char *line, size_t len, void *arg)
 		for (size_t i = 0; i < ARRAY_LEN(root_cmds); i++) {
 			const struct root_cmd *rc = &root_cmds[i];
 
-			if (strcmp(rc->verb, c.verb))
+			if (strcmp(rc->verb, c.verb) != 0)
 				continue;
 			ret = check_shape(&c, rc->nargs, rc->kvs, rc->usage, &err);
 			if (!ret)
@@ -445,7 +445,7 @@ static int exec_line(const char *line, size_t len, void *arg)
 		for (size_t i = 0; i < ARRAY_LEN(sb_cmds); i++) {
 			const struct sb_cmd *sc = &sb_cmds[i];
 
-			if (strcmp(sc->verb, c.verb))
+			if (strcmp(sc->verb, c.verb) != 0)
 				continue;
 			ret = check_shape(&c, sc->nargs, sc->kvs, sc->usage, &err);
 			if (!ret && !sandbox_alive(st->sb))
@@ -482,7 +482,7 @@ int ctl_execute(struct sbx_ctl *ctl, struct sandbox *sb, const char *buf, size_t
 {
 	struct exec_state st = { .ctl = ctl, .sb = sb, .where = where };
 
-	if (len > CTL_LINE_MAX * 4) {
+	if (len > (size_t)CTL_LINE_MAX * 4) {
 		struct sbx_err err;
 
 		sbx_err_set(&err, E2BIG, "command too long (%zu bytes; at most %d per line)", len, CTL_LINE_MAX);

@@ -400,7 +400,7 @@ static void *reaper_main(void *arg)
 			continue;
 		}
 		clock_gettime(CLOCK_REALTIME, &deadline);
-		deadline.tv_nsec += 250 * 1000 * 1000;
+		deadline.tv_nsec += 250L * 1000 * 1000;
 		if (deadline.tv_nsec >= 1000000000L) {
 			deadline.tv_sec++;
 			deadline.tv_nsec -= 1000000000L;

@@ -21,17 +21,26 @@ static struct json_object *dk_strs(const char *const *v, size_t n)
 	return a;
 }
 
-struct json_object *dk_limits_json(const struct sbx_limits *l)
+struct json_object *dk_limits_json(const struct sbx_limits *l, uint64_t unlimited_mem)
 {
 	struct json_object *o = json_object_new_object();
+	uint64_t mem = l->mem_bytes ? l->mem_bytes : unlimited_mem;
 
 	if (!o)
 		return NULL;
-	/* 0 = no limit. Memory and swap together: with no swap the sum equals the memory. */
-	json_object_object_add(o, "Memory", json_object_new_int64((int64_t)l->mem_bytes));
-	json_object_object_add(o, "MemorySwap",
-			       json_object_new_int64(l->mem_bytes ? (int64_t)l->mem_bytes : -1));
-	json_object_object_add(o, "NanoCpus", json_object_new_int64((int64_t)l->cpu_millis * 1000000));
+	/*
+	 * 0 = no limit. Memory and swap go together: without swap their sum is the memory. An
+	 * update cannot lift a memory limit (0 means "unchanged" there, and cgroup v1 refuses a
+	 * memory limit above the swap one), so the caller passes the engine's whole memory as
+	 * unlimited_mem for both; on create 0 is fine.
+	 */
+	json_object_object_add(o, "Memory", json_object_new_int64((int64_t)mem));
+	json_object_object_add(o, "MemorySwap", json_object_new_int64(mem ? (int64_t)mem : -1));
+	if (l->cpu_millis)
+		json_object_object_add(o, "NanoCpus",
+				       json_object_new_int64((int64_t)l->cpu_millis * 1000000));
+	else if (unlimited_mem)
+		json_object_object_add(o, "CpuQuota", json_object_new_int64(-1));   /* lifts it */
 	json_object_object_add(o, "PidsLimit", json_object_new_int64(l->pids ? (int64_t)l->pids : -1));
 	return o;
 }
@@ -69,7 +78,7 @@ struct json_object *dk_container_config(const char *image, const struct sbx_spec
 	json_object_object_add(c, "StopSignal", json_object_new_string("SIGKILL"));
 	json_object_object_add(c, "Labels", labels);
 
-	hc = dk_limits_json(&spec->limits);
+	hc = dk_limits_json(&spec->limits, 0);
 	json_object_object_add(hc, "NetworkMode", json_object_new_string("none"));
 	json_object_object_add(hc, "CapDrop", dk_strs(capdrop, 1));
 	json_object_object_add(hc, "SecurityOpt", dk_strs(secopt, 1));
@@ -165,11 +174,31 @@ int dk_container_action(struct sbx_instance *inst, const char *action, struct sb
 	return dk_call(inst, "POST", suffix, NULL, DK_TIMEOUT_LONG_MS, NULL, err);
 }
 
+/* The engine's memory (GET /info MemTotal): "no limit" for an update. */
+static uint64_t dk_engine_memory(struct sbx_backend *be, struct sbx_err *err)
+{
+	struct dk_resp resp = {0};
+	struct json_object *obj = NULL;
+	int64_t total = 0;
+
+	if (dk_request(&be->eng, "GET", "/info", NULL, DK_TIMEOUT_MS, &resp, err) == 0)
+		obj = dk_json_parse(&resp, "engine info", err);
+	dk_resp_free(&resp);
+	if (obj)
+		total = dk_json_int(obj, "MemTotal", 0);
+	json_object_put(obj);
+	return total > 0 ? (uint64_t)total & ~(uint64_t)4095 : 0;
+}
+
 int dk_container_update(struct sbx_instance *inst, const struct sbx_limits *l, struct sbx_err *err)
 {
-	struct json_object *o = dk_limits_json(l);
+	uint64_t unlimited = dk_engine_memory(inst->be, err);
+	struct json_object *o;
 	int r;
 
+	if (!unlimited)
+		return err->code ? -err->code : sbx_err_set(err, EIO, "docker: engine reports no memory size");
+	o = dk_limits_json(l, unlimited);
 	if (!o)
 		return sbx_err_set(err, ENOMEM, "out of memory");
 	r = dk_call(inst, "POST", "/update", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),

@@ -178,8 +178,8 @@ int dk_container_stats(struct sbx_instance *inst, struct dk_sample *s, struct sb
 /* The body of POST /containers/create (pure; unit-tested). Caller puts the object. */
 struct json_object *dk_container_config(const char *image, const struct sbx_spec *spec,
 					const char *state_root);
-/* The body of POST /containers/NAME/update. */
-struct json_object *dk_limits_json(const struct sbx_limits *l);
+/* Limits as HostConfig fields; unlimited_mem: 0 on create, the engine's memory on update. */
+struct json_object *dk_limits_json(const struct sbx_limits *l, uint64_t unlimited_mem);
 
 /* --- exec.c --------------------------------------------------------------- */
 

@@ -173,8 +173,10 @@ static int dk_default_ensure(struct sbx_backend *be, struct sbx_err *err)
 		r = dk_default_present(be, err);
 		if (r == -ENOENT)
 			r = dk_default_build(be, err);
-		if (r == 0)
+		if (r == 0) {
 			be->default_ready = true;
+			sbx_err_clear(err);   /* the "not there" of the first look */
+		}
 	}
 	pthread_mutex_unlock(&be->img_lock);
 	return r;

@@ -394,6 +394,15 @@ static void checks(bool engine_restart, bool remote)
 		CHECK(rc == 0 && strstr(r.out, "268435456") && strstr(r.out, "64"),
 		      "set_limits mem 256M pids 64: '%s' %s", r.out, e.msg);
 		run_free(&r);
+		memset(&l, 0, sizeof(l));
+		rc = ops->set_limits(in, &l, &e);
+		r = run_sh(in, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us "
+			       "/sys/fs/cgroup/pids/pids.max 2>/dev/null");
+		CHECK(rc == 0 && !strstr(r.out, "268435456") && strstr(r.out, "\n-1\nmax\n"),
+		      "set_limits all 0 lifts them: '%s' %s", r.out, e.msg);
+		run_free(&r);
+		rc = ops->set_limits(in, &spec.limits, &e);
+		CHECK(rc == 0, "set_limits back to 512M %s", e.msg);
 	}
 	r = run_sh(in, "ping -c1 -W1 127.0.0.1 >/dev/null 2>&1; cat /proc/self/status | grep CapEff; "
 		       "ls /sys/class/net");

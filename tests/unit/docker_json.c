@@ -194,8 +194,13 @@ static void test_config(void)
 	CHECK(json_object_object_get_ex(labels, "sbxfs", &v));
 	json_object_put(c);
 
-	l = dk_limits_json(&none);
+	l = dk_limits_json(&none, 0);
 	CHECK(dk_json_int(l, "MemorySwap", 0) == -1 && dk_json_int(l, "PidsLimit", 0) == -1);
+	CHECK(dk_json_int(l, "Memory", 1) == 0 && !dk_json_path(l, "NanoCpus") && !dk_json_path(l, "CpuQuota"));
+	json_object_put(l);
+	/* An update lifts limits with the engine's memory and a CpuQuota of -1. */
+	l = dk_limits_json(&none, 1ULL << 34);
+	CHECK(dk_json_int(l, "Memory", 0) == 1LL << 34 && dk_json_int(l, "CpuQuota", 0) == -1);
 	json_object_put(l);
 }
 

@@ -27,9 +27,10 @@
 #define DK_API_MINOR_MIN 25
 
 /* Timeouts (ms). No call may hang on a stuck engine; only a hijacked exec stream is unbounded. */
-#define DK_CONNECT_TIMEOUT_MS 3000
-#define DK_TIMEOUT_MS 30000
-#define DK_TIMEOUT_LONG_MS 120000
+#define DK_CONNECT_TIMEOUT_MS 3000L
+#define DK_TIMEOUT_MS 30000L
+#define DK_TIMEOUT_LONG_MS 120000L
+#define DK_TIMEOUT_BUILD_MS 600000L   /* building the default image */
 
 /* --- http.c --------------------------------------------------------------- */
 

@@ -166,8 +166,6 @@ static int dk_curl_errno(CURLcode c)
 	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
 		return ECONNRESET;
-	case CURLE_READ_ERROR:
-		return EIO;
 	default:
 		return EIO;
 	}

@@ -96,7 +96,7 @@ static int dk_default_build(struct sbx_backend *be, struct sbx_err *err)
 {
 	static const char *const changes[] = {
 		"LABEL sbxfs.template=default",
-		"LABEL sbxfs.template.version=" DK_DEFAULT_TAG,
+		"LABEL sbxfs.template.version=" DK_DEFAULT_TAG,   /* NOLINT(bugprone-suspicious-missing-comma) */
 		"ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
 		"ENV LANG=C.UTF-8",
 		"WORKDIR /home/user",
@@ -142,7 +142,7 @@ static int dk_default_build(struct sbx_backend *be, struct sbx_err *err)
 		close(pfd[0]);
 		return sbx_err_sys(err, r, "running '%s'", be->rootfs_script);
 	}
-	r = dk_request_upload(&be->eng, path, "application/x-tar", pfd[0], DK_TIMEOUT_LONG_MS * 5,
+	r = dk_request_upload(&be->eng, path, "application/x-tar", pfd[0], DK_TIMEOUT_BUILD_MS,
 			      &resp, err);
 	close(pfd[0]);   /* a script still writing gets EPIPE and ends */
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

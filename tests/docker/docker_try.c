@@ -545,7 +545,7 @@ static void bench(int n)
 	make_spec(&spec, id, sizeof(id), dir, sizeof(dir), "bench");
 	if (ops->create(be_g, &spec, &in, &e) < 0) {
 		printf("bench: %s\n", e.msg);
-		return;
+		goto out;
 	}
 	ops->destroy(in, &e);
 	rmdir(dir);
@@ -555,7 +555,7 @@ static void bench(int n)
 		make_spec(&spec, id, sizeof(id), dir, sizeof(dir), "bench");
 		if (ops->create(be_g, &spec, &in, &e) < 0) {
 			printf("bench: %s\n", e.msg);
-			return;
+			goto out;
 		}
 		a[i] = now_ms() - t0;
 		t0 = now_ms();
@@ -601,6 +601,7 @@ static void bench(int n)
 	       "destroy %.1f\n", n, p50(a, n), p50(b, n), p50(k, n));
 	printf("bench (%d runs, p50 ms): python3 -c 'print(1)' spawn+wait %.1f | docker exec %.1f\n",
 	       n, p50(c, n), p50(d, n));
+out:
 	free(a);
 	free(b);
 	free(c);

@@ -127,7 +127,18 @@ struct sbx_backend {
 	bool builder_running;
 
 	struct sbx_template_info tmpl_default;
-	const struct sbx_template_info *tmpl_list[2];
+	const struct sbx_template_info *tmpl_list[2];   /* default alone: engine unreachable */
+	pthread_mutex_t tmpl_lock;
+	struct dk_tmpl_gen *tmpl_gen;                    /* newest first; older ones kept */
+	uint64_t tmpl_at_ns;
+};
+
+/* One answer of templates(): kept until fini, since callers may hold it. */
+struct dk_tmpl_gen {
+	struct dk_tmpl_gen *older;
+	size_t n;                                   /* labelled images (default not counted) */
+	struct sbx_template_info *infos;
+	const struct sbx_template_info **list;      /* default, infos..., NULL */
 };
 
 struct sbx_instance {
@@ -157,6 +168,10 @@ uint64_t dk_now_ns(void);
 /* The image reference for a template name; caller frees *ref. */
 int dk_image_for_template(struct sbx_backend *be, const char *template_name, char **ref,
 			  struct sbx_err *err);
+/* templates(): default plus local images labelled sbxfs.template=NAME. */
+#define DK_TMPL_REFRESH_NS (5ULL * 1000000000)
+const struct sbx_template_info *const *dk_image_templates(struct sbx_backend *be);
+void dk_image_templates_free(struct sbx_backend *be);
 /* Starts the background build of the default image (init); joins it (fini). */
 void dk_image_prepare_async(struct sbx_backend *be);
 void dk_image_join(struct sbx_backend *be);

@@ -56,13 +56,14 @@ static int docker_init(const struct sbx_backend_opts *opts, struct sbx_backend *
 		return sbx_err_set(err, ENOMEM, "out of memory");
 	}
 	pthread_mutex_init(&be->img_lock, NULL);
+	pthread_mutex_init(&be->tmpl_lock, NULL);
 	be->tmpl_default.name = "default";
 	be->tmpl_default.description =
 		"Debian userland in a Docker container: bash and the usual shell tools, Python 3 "
 		"with its standard library, Node.js.\n"
 		"Runs as user (uid 1000) in /home/user, no network, all capabilities dropped.\n"
 		"Image: " DK_DEFAULT_REPO ":" DK_DEFAULT_TAG " (built on first use from the host's "
-		"packages). Any local image works too: new NAME template=image:REF.\n";
+		"packages).\n";
 	be->tmpl_list[0] = &be->tmpl_default;
 	be->tmpl_list[1] = NULL;
 	dk_image_prepare_async(be);
@@ -75,6 +76,8 @@ static void docker_fini(struct sbx_backend *be)
 	if (!be)
 		return;
 	dk_image_join(be);
+	dk_image_templates_free(be);
+	pthread_mutex_destroy(&be->tmpl_lock);
 	pthread_mutex_destroy(&be->img_lock);
 	free(be->rootfs_script);
 	free(be->state_root);
@@ -84,7 +87,7 @@ static void docker_fini(struct sbx_backend *be)
 
 static const struct sbx_template_info *const *docker_templates(struct sbx_backend *be)
 {
-	return be->tmpl_list;
+	return dk_image_templates(be);
 }
 
 static void dk_inst_free(struct sbx_instance *inst)

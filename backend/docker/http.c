@@ -346,6 +346,8 @@ int dk_request(const struct dk_engine *eng, const char *method, const char *path
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	} else if (strcmp(method, "POST") == 0) {
+		/* An empty body with no type: some endpoints (commit) refuse curl's form type. */
+		hdrs = curl_slist_append(hdrs, "Content-Type:");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
 	}
 	if (hdrs)

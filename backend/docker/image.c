@@ -6,9 +6,13 @@
  * root filesystem tarball that goes straight to POST /images/create?fromSrc=- (import); no
  * registry is involved. The build starts in the background at init; a create waits for it.
  * `image:NAME`: an image the engine already has, used as it is.
+ * NAME, any other: the newest local image labelled sbxfs.template=NAME. templates() lists those
+ * next to `default` (asking the engine at most every DK_TMPL_REFRESH_NS), so a team can offer
+ * its own images under templates/ with nothing but a LABEL line in their Dockerfile.
  */
 #include "dk.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -205,6 +209,199 @@ void dk_image_join(struct sbx_backend *be)
 	be->builder_running = false;
 }
 
+/* GET /images/json for images labelled sbxfs.template (=value when value is given). */
+static int dk_labelled_images(struct sbx_backend *be, const char *value, struct json_object **out,
+			      struct sbx_err *err)
+{
+	struct dk_resp resp = {0};
+	char filt[256], *enc, *path = NULL;
+	int r;
+
+	*out = NULL;
+	snprintf(filt, sizeof(filt), "{\"label\":[\"sbxfs.template%s%s\"]}", value ? "=" : "",
+		 value ? value : "");
+	enc = dk_urlencode(filt);
+	if (!enc || asprintf(&path, "/images/json?filters=%s", enc) < 0) {
+		free(enc);
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	}
+	free(enc);
+	r = dk_request(&be->eng, "GET", path, NULL, DK_TIMEOUT_MS, &resp, err);
+	free(path);
+	if (r == 0) {
+		*out = dk_json_parse(&resp, "image list", err);
+		if (!*out || !json_object_is_type(*out, json_type_array)) {
+			json_object_put(*out);
+			*out = NULL;
+			r = sbx_err_set(err, EIO, "docker: unreadable image list");
+		}
+	}
+	dk_resp_free(&resp);
+	return r;
+}
+
+static const char *dk_image_label(struct json_object *img)
+{
+	struct json_object *labels = dk_json_path(img, "Labels"), *v = NULL;
+
+	if (labels && json_object_is_type(labels, json_type_object) &&
+	    json_object_object_get_ex(labels, "sbxfs.template", &v) && json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	return NULL;
+}
+
+/* A template name as the contract allows sandbox names: [A-Za-z0-9_.-]{1,64}, no leading '.'. */
+static bool dk_tmpl_name_ok(const char *n)
+{
+	size_t len = n ? strlen(n) : 0;
+
+	if (len == 0 || len > 64 || n[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!(isalnum((unsigned char)n[i]) || n[i] == '_' || n[i] == '.' || n[i] == '-'))
+			return false;
+	return true;
+}
+
+static void dk_tmpl_gen_free(struct dk_tmpl_gen *g)
+{
+	while (g) {
+		struct dk_tmpl_gen *older = g->older;
+
+		for (size_t i = 0; i < g->n; i++) {
+			free((char *)g->infos[i].name);
+			free((char *)g->infos[i].description);
+		}
+		free(g->infos);
+		free(g->list);
+		free(g);
+		g = older;
+	}
+}
+
+/* Builds the list from the engine's labelled images; NULL on failure (keep the old one). */
+static struct dk_tmpl_gen *dk_tmpl_gen_new(struct sbx_backend *be)
+{
+	struct json_object *imgs = NULL;
+	struct sbx_err err = {0};
+	struct dk_tmpl_gen *g;
+	size_t n;
+
+	if (dk_labelled_images(be, NULL, &imgs, &err) < 0)
+		return NULL;
+	n = json_object_array_length(imgs);
+	g = calloc(1, sizeof(*g));
+	if (g) {
+		g->infos = calloc(n, sizeof(*g->infos));
+		g->list = calloc(n + 2, sizeof(*g->list));   /* NOLINT(bugprone-sizeof-expression): an array of pointers */
+	}
+	if (!g || (n && !g->infos) || !g->list) {
+		dk_tmpl_gen_free(g);
+		json_object_put(imgs);
+		return NULL;
+	}
+	g->list[0] = &be->tmpl_default;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *img = json_object_array_get_idx(imgs, i);
+		struct json_object *tags = dk_json_path(img, "RepoTags");
+		const char *name = dk_image_label(img), *tag = NULL;
+		bool dup = false;
+		char *desc = NULL;
+
+		if (!dk_tmpl_name_ok(name) || strcmp(name, "default") == 0)
+			continue;
+		for (size_t k = 0; k < g->n; k++)
+			dup = dup || strcmp(g->infos[k].name, name) == 0;
+		if (dup)
+			continue;
+		if (tags && json_object_is_type(tags, json_type_array) && json_object_array_length(tags))
+			tag = json_object_get_string(json_object_array_get_idx(tags, 0));
+		if (asprintf(&desc, "Local Docker image %s, labelled sbxfs.template=%s.\n"
+			     "Runs as user (uid 1000) in /home/user, no network, all capabilities dropped.\n",
+			     tag ? tag : dk_json_str(img, "Id") ? dk_json_str(img, "Id") : "?", name) < 0)
+			continue;
+		g->infos[g->n].name = strdup(name);
+		g->infos[g->n].description = desc;
+		if (!g->infos[g->n].name) {
+			free(desc);
+			continue;
+		}
+		g->list[1 + g->n] = &g->infos[g->n];
+		g->n++;
+	}
+	json_object_put(imgs);
+	return g;
+}
+
+static bool dk_tmpl_same(const struct dk_tmpl_gen *a, const struct dk_tmpl_gen *b)
+{
+	if (!a || !b || a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->infos[i].name, b->infos[i].name) != 0 ||
+		    strcmp(a->infos[i].description, b->infos[i].description) != 0)
+			return false;
+	return true;
+}
+
+const struct sbx_template_info *const *dk_image_templates(struct sbx_backend *be)
+{
+	const struct sbx_template_info *const *list;
+	uint64_t now = dk_now_ns();
+
+	pthread_mutex_lock(&be->tmpl_lock);
+	if (!be->tmpl_gen || now - be->tmpl_at_ns >= DK_TMPL_REFRESH_NS) {
+		struct dk_tmpl_gen *g = dk_tmpl_gen_new(be);
+
+		be->tmpl_at_ns = now;
+		if (g && dk_tmpl_same(g, be->tmpl_gen)) {
+			dk_tmpl_gen_free(g);
+		} else if (g) {
+			/* Callers may still hold the old array: it stays until fini. */
+			g->older = be->tmpl_gen;
+			be->tmpl_gen = g;
+		}
+	}
+	list = be->tmpl_gen ? be->tmpl_gen->list : be->tmpl_list;
+	pthread_mutex_unlock(&be->tmpl_lock);
+	return list;
+}
+
+void dk_image_templates_free(struct sbx_backend *be)
+{
+	dk_tmpl_gen_free(be->tmpl_gen);
+	be->tmpl_gen = NULL;
+}
+
+/* The newest image labelled sbxfs.template=name; caller frees *ref. */
+static int dk_labelled_ref(struct sbx_backend *be, const char *name, char **ref, struct sbx_err *err)
+{
+	struct json_object *imgs = NULL, *best = NULL;
+	size_t n;
+	int r;
+
+	if (!dk_tmpl_name_ok(name))
+		return sbx_err_set(err, ENOENT, "unknown template '%s'", name);
+	r = dk_labelled_images(be, name, &imgs, err);
+	if (r < 0)
+		return r;
+	n = json_object_array_length(imgs);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *img = json_object_array_get_idx(imgs, i);
+
+		if (!best || dk_json_int(img, "Created", 0) > dk_json_int(best, "Created", 0))
+			best = img;
+	}
+	if (!best || !dk_json_str(best, "Id")) {
+		json_object_put(imgs);
+		return sbx_err_set(err, ENOENT, "unknown template '%s' (docker backend: 'default', "
+				   "'image:REF', or a local image labelled sbxfs.template=NAME)", name);
+	}
+	*ref = strdup(dk_json_str(best, "Id"));
+	json_object_put(imgs);
+	return *ref ? 0 : sbx_err_set(err, ENOMEM, "out of memory");
+}
+
 int dk_image_for_template(struct sbx_backend *be, const char *template_name, char **ref,
 			  struct sbx_err *err)
 {
@@ -234,8 +431,7 @@ int dk_image_for_template(struct sbx_backend *be, const char *template_name, cha
 			return r;
 		*ref = strdup(name + 6);
 	} else {
-		return sbx_err_set(err, ENOENT, "unknown template '%s' (docker backend: 'default' or "
-				   "'image:NAME')", name);
+		return dk_labelled_ref(be, name, ref, err);
 	}
 	return *ref ? 0 : sbx_err_set(err, ENOMEM, "out of memory");
 }

@@ -31,7 +31,8 @@ static const struct sbx_backend_ops *ops = &sbx_docker_backend;
 static int passed, failed;
 static const char *host;
 
-#define CHECK(cond, ...) check_(!!(cond), #cond, __VA_ARGS__)
+/* Used in checks() only, where `e` is the last error: cleared after each check. */
+#define CHECK(cond, ...) do { check_(!!(cond), #cond, __VA_ARGS__); sbx_err_clear(&e); } while (0)
 
 static void check_(int ok, const char *expr, const char *fmt, ...)
 {
@@ -440,6 +441,47 @@ static void checks(bool engine_restart, bool remote)
 	CHECK(rc == 0 && ops->status(in) == SBX_STATUS_RUNNING && strcmp(r.out, "kept\n") == 0,
 	      "restart keeps files (%.0f ms): '%s' %s", now_ms() - t0, r.out, e.msg);
 	run_free(&r);
+
+	/* Templates from local images: one labelled sbxfs.template=trycustom, and image:REF. */
+	{
+		struct dk_resp resp = {0};
+		const struct sbx_template_info *const *t;
+		struct sbx_instance *in3 = NULL;
+		struct sbx_spec spec3 = spec;
+		char id3[32], dir3[128];
+		bool listed = false;
+
+		snprintf(path, sizeof(path), "/commit?container=sbxfs-%s&repo=sbxfs-try-custom&tag=1"
+			 "&changes=LABEL%%20sbxfs.template%%3Dtrycustom", id);
+		rc = dk_request(&be_g->eng, "POST", path, NULL, DK_TIMEOUT_LONG_MS, &resp, &e);
+		dk_resp_free(&resp);
+		t = ops->templates(be_g);
+		CHECK(t && t[0] && strcmp(t[0]->name, "default") == 0, "templates(): default first");
+		for (; rc == 0 && t && *t; t++)
+			listed = listed || strcmp((*t)->name, "trycustom") == 0;
+		CHECK(listed, "templates(): a labelled local image is listed %s", e.msg);
+		make_spec(&spec3, id3, sizeof(id3), dir3, sizeof(dir3), "try3");
+		spec3.template_name = "trycustom";
+		rc = ops->create(be_g, &spec3, &in3, &e);
+		r = rc == 0 ? run_sh(in3, "cat /home/user/keep") : (struct run){.rc = rc};
+		CHECK(rc == 0 && r.out && strcmp(r.out, "kept\n") == 0, "create from template 'trycustom' %s", e.msg);
+		run_free(&r);
+		if (rc == 0)
+			ops->destroy(in3, &e);
+		spec3.template_name = "image:sbxfs-try-custom:1";
+		rc = ops->create(be_g, &spec3, &in3, &e);
+		CHECK(rc == 0, "create from template 'image:sbxfs-try-custom:1' %s", e.msg);
+		if (rc == 0)
+			ops->destroy(in3, &e);
+		spec3.template_name = "image:no-such-image:0";
+		rc = ops->create(be_g, &spec3, &in3, &e);
+		CHECK(rc == -ENOENT, "create from a missing image: ENOENT: %s", e.msg);
+		spec3.template_name = "nosuchtemplate";
+		rc = ops->create(be_g, &spec3, &in3, &e);
+		CHECK(rc == -ENOENT, "create from an unknown template: ENOENT: %s", e.msg);
+		engine_status("DELETE", "/images/sbxfs-try-custom:1?force=1");
+		rmdir(dir3);
+	}
 
 	ops->release(in);
 	in = NULL;

@@ -90,6 +90,23 @@ void pt_setxattr(fuse_req_t req, struct node *n, const char *name, const char *v
 void pt_getxattr(fuse_req_t req, struct node *n, const char *name, size_t size);
 void pt_listxattr(fuse_req_t req, struct node *n, size_t size);
 void pt_removexattr(fuse_req_t req, struct node *n, const char *name);
+void pt_locks_init(void);
+void pt_getlk(fuse_req_t req, struct fuse_file_info *fi, struct flock *lock);
+void pt_setlk(fuse_req_t req, struct fuse_file_info *fi, struct flock *lock, int sleep);
+void pt_flock(fuse_req_t req, struct fuse_file_info *fi, int op);
+
+/* watch.c: changes made inside sandboxes (cache invalidation, the `watch` file) */
+/* Starts watching a sandbox (cheap when it already is). */
+void watch_sandbox(struct sandbox *sb);
+/* Whether changes inside are watched, so the kernel may cache files/. */
+bool watch_caching(struct sandbox *sb);
+/* Applies every change queued so far (not from a request handler: it invalidates). */
+void watch_sync(struct sandbox *sb);
+/* A read of `watch`: answered now, or kept until a line comes. */
+void watch_read(fuse_req_t req, struct sandbox *sb, size_t size, off_t off);
+/* The length of the `watch` stream so far. */
+off_t watch_size(struct sandbox *sb);
+void watch_stop(void);
 
 /* notify.c: make daemon-side changes visible to inotify */
 int notify_start(void);

@@ -120,6 +120,22 @@ struct node *node_pt(struct sandbox *sb, int fd, dev_t dev, ino_t ino)
 	return n;
 }
 
+fuse_ino_t node_find_pt(struct sandbox *sb, dev_t dev, ino_t ino)
+{
+	size_t b = hash_pt(sb, dev, ino);
+	fuse_ino_t found = 0;
+
+	pthread_mutex_lock(&table_lock);
+	for (struct node *n = buckets[b]; n; n = n->hnext) {
+		if (!n->name && n->sb == sb && n->dev == dev && n->ino == ino) {
+			found = node_ino(n);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&table_lock);
+	return found;
+}
+
 void node_forget(struct node *n, uint64_t nlookup)
 {
 	struct node **pp;

@@ -34,6 +34,7 @@ enum node_kind {
 	N_SBX_EXIT,
 	N_SBX_WAIT,
 	N_SBX_STDIN,
+	N_SBX_WATCH,       /* watch: changes inside under /home/user (watch.c) */
 	N_RUNS,            /* runs/ */
 	N_RUN,             /* runs/N/ */
 	N_RUN_FILE,        /* runs/N/{code,stdout,stderr,exit,info} */
@@ -78,6 +79,12 @@ struct node *node_synth(struct node *parent, const char *name, enum node_kind ki
  * lookup. Takes ownership of fd (closes it when a node already exists).
  */
 struct node *node_pt(struct sandbox *sb, int fd, dev_t dev, ino_t ino);
+
+/*
+ * The inode number of the passthrough node (sb, dev, ino) if the kernel holds
+ * it, else 0. Counts no lookup: the number is only good for notifications.
+ */
+fuse_ino_t node_find_pt(struct sandbox *sb, dev_t dev, ino_t ino);
 
 /* Drops nlookup lookups; frees the node at zero. */
 void node_forget(struct node *n, uint64_t nlookup);

@@ -39,12 +39,20 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* The kernel must not cache across our own changes of synthetic files. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	/* Locks of files/ go to the real files, so the sandbox's processes see them. */
 	if (conn->capable & FUSE_CAP_POSIX_LOCKS)
-		conn->want &= ~FUSE_CAP_POSIX_LOCKS;   /* local locks in the kernel are enough */
+		conn->want |= FUSE_CAP_POSIX_LOCKS;
 	if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
-		conn->want &= ~FUSE_CAP_FLOCK_LOCKS;
+		conn->want |= FUSE_CAP_FLOCK_LOCKS;
+	pt_locks_init();
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
+}
+
+static void op_destroy(void *userdata)
+{
+	(void)userdata;
+	watch_stop();
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -410,8 +418,37 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, ENOTSUP);
 }
 
+static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)
+{
+	if (is_pt(node_get(ino)))
+		pt_getlk(req, fi, lock);
+	else
+		fuse_reply_err(req, ENOLCK);
+}
+
+static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+		     int sleep)
+{
+	if (is_pt(node_get(ino)))
+		pt_setlk(req, fi, lock, sleep);
+	else
+		fuse_reply_err(req, ENOLCK);
+}
+
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+	if (is_pt(node_get(ino)))
+		pt_flock(req, fi, op);
+	else
+		fuse_reply_err(req, ENOLCK);
+}
+
 const struct fuse_lowlevel_ops sbxfs_ops = {
 	.init = op_init,
+	.destroy = op_destroy,
+	.getlk = op_getlk,
+	.setlk = op_setlk,
+	.flock = op_flock,
 	.lookup = op_lookup,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,

@@ -10,7 +10,12 @@
  * rewrites targets that could climb out of files/ (absolute ones, and ones
  * with "..") into a path that stays below files/ (see safe_target()).
  *
- * What is created through files/ belongs to the sandbox user (uid 1000).
+ * What is created through files/ belongs to the sandbox user (uid 1000);
+ * chown keeps uid/gid 0 and 1000, the users that exist inside, and gives
+ * any other id as 1000.
+ * The kernel caches entries, attributes and pages of files/ for a long time
+ * when watch.c watches the sandbox, which invalidates them on each change
+ * made inside. docs/files.md has the decisions and the measurements.
  */
 #include "fs.h"
 
@@ -19,6 +24,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +39,31 @@
 
 #define SANDBOX_UID 1000
 #define SANDBOX_GID 1000
+/* Wakes a worker blocked on a lock for an interrupted request. */
+#define PT_LOCK_SIGNAL SIGUSR2
 
-static const double pt_timeout = 0.0;
+/*
+ * How long the kernel may trust what it was told of files/. Long when the
+ * sandbox's changes are watched (watch.c invalidates the kernel's caches as
+ * they happen); zero when they are not (every access asks again).
+ */
+#define PT_CACHE_TTL 60.0
+
+static double pt_ttl(struct sandbox *sb)
+{
+	return watch_caching(sb) ? PT_CACHE_TTL : 0.0;
+}
+
+/*
+ * The owner chown through files/ gives: root and the sandbox user are the
+ * users that exist inside, so they are kept; any other id becomes the sandbox
+ * user (as NFS's all_squash does), so `tar -x` and `rsync -a` run as root
+ * with foreign owners in an archive succeed and leave files the sandbox owns.
+ */
+static uid_t owner_in_sandbox(uid_t id)
+{
+	return id == (uid_t)-1 || id == 0 || id == SANDBOX_UID ? id : SANDBOX_UID;
+}
 
 static void proc_path(char *buf, size_t size, int fd)
 {
@@ -71,8 +102,8 @@ static int fill_entry(struct sandbox *sb, int fd, struct fuse_entry_param *e)
 		return -ENOMEM;
 	e->ino = node_ino(n);
 	e->attr.st_ino = e->ino;
-	e->attr_timeout = pt_timeout;
-	e->entry_timeout = pt_timeout;
+	e->attr_timeout = pt_ttl(sb);
+	e->entry_timeout = e->attr_timeout;
 	return 0;
 }
 
@@ -119,6 +150,13 @@ void pt_lookup(fuse_req_t req, struct node *parent, const char *name)
 		return;
 	}
 	ret = lookup_at(parent, name, &e);
+	if (ret == -ENOENT && watch_caching(parent->sb)) {
+		/* A negative entry the kernel may keep: a create inside invalidates it. */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = PT_CACHE_TTL;
+		fuse_reply_entry(req, &e);
+		return;
+	}
 	reply_entry_or_err(req, ret, &e);
 }
 
@@ -132,7 +170,7 @@ void pt_getattr(fuse_req_t req, struct node *n)
 		return;
 	}
 	st.st_ino = node_ino(n);
-	fuse_reply_attr(req, &st, pt_timeout);
+	fuse_reply_attr(req, &st, pt_ttl(n->sb));
 }
 
 void pt_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set, struct fuse_file_info *fi)
@@ -141,24 +179,25 @@ void pt_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set, s
 	int ret = 0;
 
 	proc_path(path, sizeof(path), n->fd);
-	if (!fi && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME |
-			      FUSE_SET_ATTR_MTIME)) && is_symlink(n)) {
-		fuse_reply_err(req, EPERM);
+	/* A /proc/self/fd path of a symlink would follow it in the daemon: refuse. */
+	if (!fi && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_SIZE)) && is_symlink(n)) {
+		fuse_reply_err(req, (to_set & FUSE_SET_ATTR_MODE) ? EOPNOTSUPP : EINVAL);
 		return;
 	}
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = owner_in_sandbox((to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1);
+		gid_t gid = owner_in_sandbox((to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1);
+
+		ret = fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		if (ret)
+			goto out_err;
+	}
+	/* After chown, which clears set-id bits, as chmod(1) after chown(1) expects. */
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		if (fi)
 			ret = fchmod((int)fi->fh, attr->st_mode);
 		else
 			ret = chmod(path, attr->st_mode);
-		if (ret)
-			goto out_err;
-	}
-	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
-		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-
-		ret = fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 		if (ret)
 			goto out_err;
 	}
@@ -183,8 +222,8 @@ void pt_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set, s
 			tv[1] = attr->st_mtim;
 		if (fi)
 			ret = futimens((int)fi->fh, tv);
-		else
-			ret = utimensat(AT_FDCWD, path, tv, 0);
+		else    /* the inode itself, symlinks included (touch -h) */
+			ret = utimensat(n->fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 		if (ret)
 			goto out_err;
 	}
@@ -223,16 +262,6 @@ static int path_in_sandbox(struct node *n, int fd, char *out, size_t size)
 	return 0;
 }
 
-static size_t path_depth(const char *p)
-{
-	size_t d = 0;
-
-	for (const char *c = p; *c; c++)
-		if (*c == '/' && c[1] && c[1] != '/')
-			d++;
-	return d;
-}
-
 static bool has_dotdot(const char *t)
 {
 	for (const char *p = t; (p = strstr(p, "..")); p += 2)
@@ -242,12 +271,15 @@ static bool has_dotdot(const char *t)
 }
 
 /* Lexical normalisation of an absolute path, with ".." stopping at "/". */
-static void normalise(char *path)
+static void normalise(char *path, size_t size)
 {
-	char out[PATH_MAX * 2];
+	char *out = malloc(size), *save = NULL, *comp;
 	size_t o = 0;
-	char *save = NULL, *comp;
 
+	if (!out) {
+		snprintf(path, size, "/");
+		return;
+	}
 	out[0] = '\0';
 	for (comp = strtok_r(path, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
 		if (strcmp(comp, ".") == 0)
@@ -260,31 +292,39 @@ static void normalise(char *path)
 			out[o] = '\0';
 			continue;
 		}
-		o += (size_t)snprintf(out + o, sizeof(out) - o, "/%s", comp);
-		if (o >= sizeof(out))
-			o = sizeof(out) - 1;
+		o += (size_t)snprintf(out + o, size - o, "/%s", comp);
+		if (o >= size)
+			o = size - 1;
 	}
-	snprintf(path, PATH_MAX * 2, "%s", o ? out : "/");
+	snprintf(path, size, "%s", o ? out : "/");
+	free(out);
 }
 
 /*
- * Rewrites a symlink target so the kernel, following it from the link's
- * directory inside files/, stays below files/. Targets that only go down
- * (relative, no "..") are kept as they are. Others are resolved in the
- * sandbox's root (openat2 RESOLVE_IN_ROOT; lexically when they dangle) and
- * given as "../" times the link's depth followed by the resolved path.
+ * Rewrites a symlink target so the kernel, following it on the caller's side,
+ * never leaves files/ of this sandbox. Targets that only go down (relative,
+ * no "..") are kept as they are: every component is looked up through files/.
+ * Absolute targets and targets with ".." are resolved in the sandbox's root
+ * (openat2 RESOLVE_IN_ROOT; lexically when they dangle) and given as an
+ * absolute path through the mount: MOUNT/NAME/files/RESOLVED.
+ *
+ * Why not "../" times the link's depth: the kernel walks ".." through its own
+ * dentry tree, whose depth for this inode need not be the depth of the path
+ * the daemon sees (a hard-linked symlink, or a directory the sandbox moves
+ * between this reply and the walk), and one ".." too many leaves files/ for
+ * the sandbox directory, the mount root and the host.
  */
 static int safe_target(struct node *n, const char *target, char *out, size_t size)
 {
-	char linkdir[PATH_MAX], want[PATH_MAX * 2], resolved[PATH_MAX], *slash;
-	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
+	char linkdir[PATH_MAX], want[PATH_MAX * 2], resolved[PATH_MAX * 2], *slash;
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC,
+				.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
 	struct sbx_err err = { 0 };
-	size_t depth, o = 0;
-	int rootfd, fd, ret;
+	int rootfd, fd, ret, len;
 
 	if (target[0] != '/' && !has_dotdot(target)) {
-		snprintf(out, size, "%s", target);
-		return 0;
+		len = snprintf(out, size, "%s", target);
+		return len < 0 || (size_t)len >= size ? -ENAMETOOLONG : 0;
 	}
 	ret = path_in_sandbox(n, n->fd, linkdir, sizeof(linkdir));
 	if (ret)
@@ -301,28 +341,19 @@ static int safe_target(struct node *n, const char *target, char *out, size_t siz
 
 	snprintf(resolved, sizeof(resolved), "%s", want);
 	if (sandbox_root_fd(n->sb, &rootfd, &err) == 0) {
-		fd = (int)syscall(SYS_openat2, rootfd, want[0] == '/' ? want + 1 : want, &how, sizeof(how));
+		fd = (int)syscall(SYS_openat2, rootfd, want + 1, &how, sizeof(how));
 		if (fd >= 0) {
-			struct node tmp = *n;
-
-			if (path_in_sandbox(&tmp, fd, resolved, sizeof(resolved)))
+			if (path_in_sandbox(n, fd, resolved, sizeof(resolved)))
 				snprintf(resolved, sizeof(resolved), "%s", want);
 			close(fd);
 		}
 		close(rootfd);
 	}
-	normalise(resolved);
-	depth = path_depth(linkdir);
-	if (strcmp(linkdir, "/") == 0)
-		depth = 0;
-	for (size_t i = 0; i < depth && o + 4 < size; i++)
-		o += (size_t)snprintf(out + o, size - o, "../");
-	if (strcmp(resolved, "/") == 0)
-		snprintf(out + o, size - o, "%s", depth ? "" : ".");
-	else
-		snprintf(out + o, size - o, "%s", resolved + 1);
-	if (o && out[o] == '\0')
-		out[o - 1] = '\0';
+	normalise(resolved, sizeof(resolved));
+	len = snprintf(out, size, "%s/%s/files%s", fs.mountpoint, sandbox_name(n->sb),
+		       strcmp(resolved, "/") == 0 ? "" : resolved);
+	if (len < 0 || (size_t)len >= size || len >= PATH_MAX)
+		return -ENAMETOOLONG;
 	return 0;
 }
 
@@ -456,7 +487,8 @@ void pt_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)fd;
-	fi->keep_cache = 0;
+	/* The page cache survives opens while watch.c invalidates it on changes inside. */
+	fi->keep_cache = watch_caching(n->sb);
 	fi->direct_io = 0;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		close(fd);
@@ -484,7 +516,7 @@ void pt_create(fuse_req_t req, struct node *parent, const char *name, mode_t mod
 		return;
 	}
 	fi->fh = (uint64_t)fd;
-	fi->keep_cache = 0;
+	fi->keep_cache = watch_caching(parent->sb);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		close(fd);
 		node_forget(node_get(e.ino), 1);
@@ -590,6 +622,10 @@ void pt_opendir(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 		goto out_err;
 	}
 	fi->fh = (uint64_t)(uintptr_t)d;
+	if (watch_caching(n->sb)) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		closedir(d->dp);
 		free(d);
@@ -797,4 +833,100 @@ void pt_removexattr(fuse_req_t req, struct node *n, const char *name)
 		return;
 	proc_path(path, sizeof(path), n->fd);
 	fuse_reply_err(req, removexattr(path, name) ? errno : 0);
+}
+
+/*
+ * ---- locks ----
+ *
+ * POSIX locks and flock() are taken on the daemon's own fd of each open, so
+ * processes inside the sandbox see them and conflict with them. POSIX locks
+ * become open-file-description locks (F_OFD_*): they belong to one open of
+ * the file rather than to the process. A blocking request waits in its
+ * worker thread; an interrupt (Ctrl-C) wakes it with a signal.
+ */
+static void lock_wake(int sig)
+{
+	(void)sig;
+}
+
+void pt_locks_init(void)
+{
+	struct sigaction sa = { .sa_handler = lock_wake };
+
+	/* No SA_RESTART: the blocked fcntl()/flock() must return EINTR. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(PT_LOCK_SIGNAL, &sa, NULL);
+}
+
+struct lock_wait {
+	pthread_t thread;
+	_Atomic bool interrupted;
+};
+
+static void lock_interrupt(fuse_req_t req, void *data)
+{
+	struct lock_wait *w = data;
+
+	(void)req;
+	w->interrupted = true;
+	pthread_kill(w->thread, PT_LOCK_SIGNAL);
+}
+
+/* Runs a blocking lock call, restarting it after stray signals, ending it on interrupt. */
+static int lock_blocking(fuse_req_t req, int (*call)(int fd, void *arg), int fd, void *arg)
+{
+	struct lock_wait w = { .thread = pthread_self() };
+	int ret;
+
+	fuse_req_interrupt_func(req, lock_interrupt, &w);
+	for (;;) {
+		ret = call(fd, arg) ? errno : 0;
+		if (ret != EINTR || w.interrupted || fuse_req_interrupted(req))
+			break;
+	}
+	fuse_req_interrupt_func(req, NULL, NULL);   /* waits for a callback in flight */
+	return ret;
+}
+
+static int ofd_setlkw(int fd, void *arg)
+{
+	return fcntl(fd, F_OFD_SETLKW, (struct flock *)arg);
+}
+
+static int do_flock(int fd, void *arg)
+{
+	return flock(fd, *(int *)arg);
+}
+
+void pt_getlk(fuse_req_t req, struct fuse_file_info *fi, struct flock *lock)
+{
+	lock->l_pid = 0;
+	if (fcntl((int)fi->fh, F_OFD_GETLK, lock)) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	fuse_reply_lock(req, lock);
+}
+
+void pt_setlk(fuse_req_t req, struct fuse_file_info *fi, struct flock *lock, int sleep)
+{
+	int ret;
+
+	lock->l_pid = 0;
+	if (sleep && lock->l_type != F_UNLCK)
+		ret = lock_blocking(req, ofd_setlkw, (int)fi->fh, lock);
+	else
+		ret = fcntl((int)fi->fh, F_OFD_SETLK, lock) ? errno : 0;
+	fuse_reply_err(req, ret);
+}
+
+void pt_flock(fuse_req_t req, struct fuse_file_info *fi, int op)
+{
+	int ret;
+
+	if (op & LOCK_NB || (op & LOCK_UN))
+		ret = flock((int)fi->fh, op) ? errno : 0;
+	else
+		ret = lock_blocking(req, do_flock, (int)fi->fh, &op);
+	fuse_reply_err(req, ret);
 }

@@ -69,6 +69,8 @@ static void pending_done(void *arg, int exit_code)
 	pthread_mutex_unlock(&pending_lock);
 	if (req) {
 		fuse_req_interrupt_func(req, NULL, NULL);
+		/* What the run wrote is fresh in files/ before its close() returns. */
+		watch_sync(p->h->node->sb);
 		if (p->kind == PENDING_WAIT)
 			reply_wait(p, req, exit_code);
 		else

@@ -33,6 +33,7 @@ static const struct sbx_file sbx_files[] = {
 	{ "stdout", N_SBX_STDOUT, -1 }, { "stderr", N_SBX_STDERR, -1 },
 	{ "exit", N_SBX_EXIT, -1 },     { "wait", N_SBX_WAIT, -1 },
 	{ "stdin", N_SBX_STDIN, -1 },   { "runs", N_RUNS, -1 },
+	{ "watch", N_SBX_WATCH, -1 },
 	{ "files", N_PT, -1 },
 };
 #define SBX_FILES_COUNT (sizeof(sbx_files) / sizeof(sbx_files[0]))
@@ -92,6 +93,8 @@ int synth_stat(struct node *n, struct stat *st)
 	st->st_nlink = 1;
 	if (n->kind == N_ROOT_README)
 		st->st_size = (off_t)strlen(root_readme);
+	if (n->kind == N_SBX_WATCH)
+		st->st_size = watch_size(n->sb);
 	if (n->kind == N_SBX_STDOUT || n->kind == N_SBX_STDERR || n->kind == N_SBX_EXIT ||
 	    n->kind == N_RUN_FILE) {
 		struct stat real;
@@ -185,6 +188,7 @@ void synth_lookup(fuse_req_t req, struct node *parent, const char *name)
 	case N_SBX:
 		if (!sandbox_alive(sb))
 			goto out_noent;
+		watch_sandbox(sb);      /* files/ caching and `watch` start with the first look */
 		for (size_t i = 0; i < SBX_FILES_COUNT; i++) {
 			const struct sbx_file *f = &sbx_files[i];
 
@@ -528,6 +532,10 @@ void synth_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 		else
 			fuse_reply_buf(req, buf, (size_t)got);
 		free(buf);
+		return;
+	}
+	if (n->kind == N_SBX_WATCH) {
+		watch_read(req, n->sb, size, off);
 		return;
 	}
 	if (n->kind == N_SBX_WAIT) {

@@ -1,0 +1,520 @@
+"""test_posix.py - files/ as a POSIX filesystem (issue 4).
+
+Every check runs twice: in a directory under files/home/user of a sandbox and
+in a plain local directory, to show the two agree. Checks that only make
+sense through the mount (ownership inside, locks seen inside, O_TMPFILE) say
+so and are at the end.
+"""
+
+import ctypes
+import errno
+import fcntl
+import os
+import stat
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from sbxtest import read_text, write_file
+
+libc = ctypes.CDLL(None, use_errno=True)
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+
+
+def renameat2(old, new, flags):
+    if libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), old)
+
+
+@pytest.fixture(scope="module")
+def shared(_module_mounts):
+    m = _module_mounts.current
+    b = m.new(None)
+    yield b
+    try:
+        _module_mounts.current.ctl("kill " + b.name)
+    except OSError:
+        pass
+
+
+@pytest.fixture
+def sb(mount, shared):
+    shared.mount = mount
+    return shared
+
+
+@pytest.fixture(params=["files", "local"])
+def d(request, tmp_path, sb):
+    """A fresh empty directory: under files/ of a sandbox, or a local one."""
+    if request.param == "local":
+        p = tmp_path / "posix"
+        p.mkdir()
+        return str(p)
+    p = sb.files("home/user/posix-" + uuid.uuid4().hex[:8])
+    os.mkdir(p)
+    return p
+
+
+def j(*a):
+    return os.path.join(*a)
+
+
+# ---- files: create, open flags, read, write ----
+
+def test_create_write_read(d):
+    p = j(d, "f")
+    write_file(p, b"hello\n")
+    assert read_text(p) == "hello\n"
+    assert os.stat(p).st_size == 6
+    with open(p, "r+b") as f:
+        f.seek(2)
+        f.write(b"XY")
+    assert read_text(p) == "heXYo\n"
+
+
+def test_o_excl(d):
+    p = j(d, "f")
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    with pytest.raises(FileExistsError):
+        os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
+
+
+def test_o_trunc_and_append(d):
+    p = j(d, "f")
+    write_file(p, b"0123456789")
+    fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+    os.close(fd)
+    assert os.stat(p).st_size == 0
+    write_file(p, b"abc")
+    fd = os.open(p, os.O_WRONLY | os.O_APPEND)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, b"def")        # O_APPEND writes at the end whatever the offset
+    os.close(fd)
+    assert read_text(p) == "abcdef"
+
+
+def test_big_sparse_offsets(d):
+    p = j(d, "sparse")
+    with open(p, "wb") as f:
+        f.write(b"a")
+        f.seek(64 << 20)
+        f.write(b"z")
+    st = os.stat(p)
+    assert st.st_size == (64 << 20) + 1
+    with open(p, "rb") as f:
+        f.seek(64 << 20)
+        assert f.read() == b"z"
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        assert os.lseek(fd, 0, os.SEEK_DATA) == 0
+        hole = os.lseek(fd, 0, os.SEEK_HOLE)
+        assert 0 < hole <= (64 << 20)
+        assert os.lseek(fd, hole, os.SEEK_DATA) >= hole
+        with pytest.raises(OSError) as e:
+            os.lseek(fd, (64 << 20) + 10, os.SEEK_DATA)
+        assert e.value.errno == errno.ENXIO
+    finally:
+        os.close(fd)
+
+
+def test_truncate_and_ftruncate(d):
+    p = j(d, "t")
+    write_file(p, b"x" * 100)
+    os.truncate(p, 10)
+    assert os.stat(p).st_size == 10
+    with open(p, "r+b") as f:
+        os.ftruncate(f.fileno(), 4096)
+    assert os.stat(p).st_size == 4096
+    assert open(p, "rb").read() == b"x" * 10 + b"\0" * 4086
+
+
+def test_fallocate(d):
+    p = j(d, "fa")
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, 1 << 20)
+        assert os.fstat(fd).st_size == 1 << 20
+        assert os.fstat(fd).st_blocks * 512 >= 1 << 20
+    finally:
+        os.close(fd)
+
+
+def test_fsync_fdatasync(d):
+    p = j(d, "s")
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"data")
+        os.fsync(fd)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def test_copy_file_range(d):
+    src, dst = j(d, "src"), j(d, "dst")
+    data = os.urandom(3 << 20)
+    write_file(src, data)
+    fi = os.open(src, os.O_RDONLY)
+    fo = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        done = 0
+        while done < len(data):
+            n = os.copy_file_range(fi, fo, len(data) - done)
+            assert n > 0
+            done += n
+    finally:
+        os.close(fi)
+        os.close(fo)
+    assert open(dst, "rb").read() == data
+
+
+# ---- names: mknod, mkdir, rmdir, unlink, rename, link, symlink ----
+
+def test_mknod_fifo_and_regular(d):
+    fifo, reg = j(d, "fifo"), j(d, "reg")
+    os.mkfifo(fifo, 0o644)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    os.mknod(reg, 0o640 | stat.S_IFREG)
+    st = os.stat(reg)
+    assert stat.S_ISREG(st.st_mode) and st.st_size == 0
+    # a fifo through the mount is a fifo: the kernel handles it
+    r = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    w = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    os.write(w, b"pipe")
+    assert os.read(r, 10) == b"pipe"
+    os.close(w)
+    os.close(r)
+
+
+def test_mkdir_rmdir(d):
+    sub = j(d, "a")
+    os.mkdir(sub, 0o750)
+    assert stat.S_IMODE(os.stat(sub).st_mode) == 0o750
+    with pytest.raises(FileExistsError):
+        os.mkdir(sub)
+    write_file(j(sub, "x"), "x")
+    with pytest.raises(OSError) as e:
+        os.rmdir(sub)
+    assert e.value.errno == errno.ENOTEMPTY
+    with pytest.raises(NotADirectoryError):
+        os.rmdir(j(sub, "x"))
+    with pytest.raises(IsADirectoryError):
+        os.unlink(sub)
+    os.unlink(j(sub, "x"))
+    os.rmdir(sub)
+    assert not os.path.exists(sub)
+    os.makedirs(j(d, "p", "q", "r"))
+    assert os.path.isdir(j(d, "p", "q", "r"))
+    assert os.stat(j(d, "p")).st_nlink == 3
+
+
+def test_rename_plain_and_over(d):
+    a, b = j(d, "a"), j(d, "b")
+    write_file(a, "A")
+    write_file(b, "B")
+    os.rename(a, b)
+    assert read_text(b) == "A" and not os.path.exists(a)
+    os.mkdir(j(d, "d1"))
+    os.mkdir(j(d, "d2"))
+    os.rename(b, j(d, "d1", "moved"))
+    assert read_text(j(d, "d1", "moved")) == "A"
+    write_file(j(d, "d2", "x"), "x")
+    with pytest.raises(OSError) as e:
+        os.rename(j(d, "d1"), j(d, "d2"))
+    assert e.value.errno in (errno.ENOTEMPTY, errno.EEXIST)
+    os.rename(j(d, "d1"), j(d, "d3"))
+    assert os.listdir(j(d, "d3")) == ["moved"]
+
+
+def test_rename_noreplace(d):
+    a, b = j(d, "a"), j(d, "b")
+    write_file(a, "A")
+    write_file(b, "B")
+    with pytest.raises(FileExistsError):
+        renameat2(a, b, RENAME_NOREPLACE)
+    renameat2(a, j(d, "c"), RENAME_NOREPLACE)
+    assert read_text(j(d, "c")) == "A" and read_text(b) == "B"
+
+
+def test_rename_exchange(d):
+    a, b = j(d, "a"), j(d, "b")
+    write_file(a, "A")
+    os.mkdir(b)
+    renameat2(a, b, RENAME_EXCHANGE)
+    assert os.path.isdir(a) and read_text(b) == "A"
+    with pytest.raises(FileNotFoundError):
+        renameat2(a, j(d, "none"), RENAME_EXCHANGE)
+
+
+def test_hard_link(d):
+    a, b = j(d, "a"), j(d, "b")
+    write_file(a, "same")
+    os.link(a, b)
+    sa, sb_ = os.stat(a), os.stat(b)
+    assert sa.st_ino == sb_.st_ino and sa.st_nlink == 2
+    write_file(b, "changed", os.O_WRONLY | os.O_TRUNC)
+    assert read_text(a) == "changed"
+    os.unlink(a)
+    assert os.stat(b).st_nlink == 1
+    with pytest.raises(FileExistsError):
+        os.link(b, b)
+
+
+def test_symlink_readlink(d):
+    write_file(j(d, "target"), "T")
+    os.symlink("target", j(d, "rel"))
+    os.mkdir(j(d, "sub"))
+    os.symlink("../target", j(d, "sub", "up"))
+    assert os.readlink(j(d, "rel")) == "target"
+    assert read_text(j(d, "rel")) == "T"
+    assert read_text(j(d, "sub", "up")) == "T"
+    assert stat.S_ISLNK(os.lstat(j(d, "rel")).st_mode)
+    os.symlink("nowhere", j(d, "dangling"))
+    assert os.path.lexists(j(d, "dangling")) and not os.path.exists(j(d, "dangling"))
+    os.unlink(j(d, "rel"))
+    assert os.path.exists(j(d, "target"))
+
+
+def test_readdir_many(d):
+    names = {"f%04d" % i for i in range(1500)} | {"with space", "\u00e9t\u00e9", "a\x01b", "x\xff"[:1]}
+    for n in names:
+        write_file(j(d, n), n.encode("utf-8", "surrogateescape"))
+    assert set(os.listdir(d)) == names
+    with os.scandir(d) as it:
+        kinds = {e.name: e.is_file() for e in it}
+    assert all(kinds.values()) and set(kinds) == names
+
+
+def test_odd_byte_names(d):
+    raw = os.fsencode(d) + b"/" + b"\xff\xfe\n\t odd"
+    fd = os.open(raw, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+    assert b"\xff\xfe\n\t odd" in os.listdir(os.fsencode(d))
+    os.unlink(raw)
+
+
+def test_name_max_and_path_max(d):
+    with pytest.raises(OSError) as e:
+        open(j(d, "n" * 256), "w")
+    assert e.value.errno == errno.ENAMETOOLONG
+    write_file(j(d, "n" * 255), "ok")
+    with pytest.raises(OSError) as e:
+        os.mkdir(j(d, "n" * 256))
+    assert e.value.errno == errno.ENAMETOOLONG
+    deep = d + ("/" + "p" * 200) * 22      # over PATH_MAX (4096)
+    with pytest.raises(OSError) as e:
+        os.stat(deep)
+    assert e.value.errno == errno.ENAMETOOLONG
+
+
+# ---- attributes ----
+
+def test_chmod(d):
+    p = j(d, "m")
+    write_file(p, "x")
+    for mode in (0o600, 0o755, 0o4755, 0o1777, 0o000):
+        os.chmod(p, mode)
+        assert stat.S_IMODE(os.stat(p).st_mode) == mode
+    os.chmod(p, 0o644)
+
+
+def test_utimens(d):
+    p = j(d, "u")
+    write_file(p, "x")
+    os.utime(p, ns=(1_000_000_123, 2_000_000_456))
+    st = os.stat(p)
+    assert st.st_atime_ns == 1_000_000_123 and st.st_mtime_ns == 2_000_000_456
+    subprocess.run(["touch", "-d", "2001-02-03 04:05:06", p], check=True)
+    assert time.gmtime(os.stat(p).st_mtime)[:1] == (2001,)
+    os.symlink("u", j(d, "l"))
+    os.utime(j(d, "l"), ns=(5_000_000_000, 6_000_000_000), follow_symlinks=False)
+    assert os.lstat(j(d, "l")).st_mtime_ns == 6_000_000_000
+    assert os.stat(p).st_mtime_ns != 6_000_000_000
+
+
+def test_chown_to_sandbox_users(d):
+    p = j(d, "o")
+    write_file(p, "x")
+    os.chown(p, 1000, 1000)
+    st = os.stat(p)
+    assert (st.st_uid, st.st_gid) == (1000, 1000)
+    os.chown(p, 0, 0)
+    st = os.stat(p)
+    assert (st.st_uid, st.st_gid) == (0, 0)
+    os.symlink("o", j(d, "l"))
+    os.chown(j(d, "l"), 1000, 1000, follow_symlinks=False)
+    assert os.lstat(j(d, "l")).st_uid == 1000 and os.stat(p).st_uid == 0
+
+
+def test_user_xattrs(d):
+    p = j(d, "x")
+    write_file(p, "x")
+    os.setxattr(p, "user.one", b"1")
+    os.setxattr(p, "user.two", b"\x00binary\xff")
+    assert os.getxattr(p, "user.one") == b"1"
+    assert os.getxattr(p, "user.two") == b"\x00binary\xff"
+    assert {"user.one", "user.two"} <= set(os.listxattr(p))
+    with pytest.raises(FileExistsError):
+        os.setxattr(p, "user.one", b"2", os.XATTR_CREATE)
+    os.removexattr(p, "user.one")
+    with pytest.raises(OSError) as e:
+        os.getxattr(p, "user.one")
+    assert e.value.errno == errno.ENODATA
+
+
+def test_statvfs(d):
+    sv = os.statvfs(d)
+    assert sv.f_bsize > 0 and sv.f_blocks > 0 and sv.f_namemax == 255
+
+
+# ---- locks ----
+
+HOLD = r"""
+import fcntl, os, sys, time
+f = open(sys.argv[1], "r+")
+kind = sys.argv[2]
+if kind == "flock":
+    fcntl.flock(f, fcntl.LOCK_EX)
+else:
+    fcntl.lockf(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def _holder(path, kind):
+    p = subprocess.Popen([sys.executable, "-c", HOLD, path, kind], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE)
+    assert p.stdout.readline() == b"locked\n"
+    return p
+
+
+@pytest.mark.parametrize("kind", ["flock", "posix"])
+def test_locks_conflict_between_processes(d, kind):
+    p = j(d, "lock")
+    write_file(p, "x")
+    holder = _holder(p, kind)
+    try:
+        with open(p, "r+") as f:
+            with pytest.raises(BlockingIOError):
+                if kind == "flock":
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                else:
+                    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    with open(p, "r+") as f:      # released when the holder exits
+        if kind == "flock":
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+# ---- only through the mount ----
+
+def test_owner_and_ls_agree_inside(sb):
+    base = "home/user/own-" + uuid.uuid4().hex[:6]
+    os.makedirs(sb.files(base + "/sub"))
+    write_file(sb.files(base + "/f"), "x")
+    os.mkfifo(sb.files(base + "/fifo"))
+    os.symlink("f", sb.files(base + "/l"))
+    os.link(sb.files(base + "/f"), sb.files(base + "/hard"))
+    os.chown(sb.files(base + "/hard"), 0, 0)
+    outside = subprocess.run(["ls", "-ln", "--time-style=+%s", sb.files(base)],
+                             capture_output=True, text=True, check=True).stdout
+    inside = sb.run("sh", "ls -ln --time-style=+%%s /%s\n" % base)
+    assert inside.exit == 0, inside
+
+    def cols(text):
+        return sorted(tuple(l.split()[1:4]) + (l.split()[-1],) for l in text.splitlines()[1:])
+
+    assert cols(outside) == cols(inside.stdout), (outside, inside.stdout)
+    for name in ("sub", "fifo", "l"):
+        assert os.lstat(sb.files(base + "/" + name)).st_uid == 1000
+    assert os.lstat(sb.files(base + "/f")).st_uid == 0      # chowned through its hard link
+
+
+def test_chown_foreign_ids_become_sandbox_user(sb):
+    p = sb.files("home/user/foreign-" + uuid.uuid4().hex[:6])
+    write_file(p, "x")
+    os.chown(p, 4321, 4321)
+    st = os.stat(p)
+    assert (st.st_uid, st.st_gid) == (1000, 1000)
+
+
+def test_only_user_xattrs(sb):
+    p = sb.files("home/user/xa-" + uuid.uuid4().hex[:6])
+    write_file(p, "x")
+    for name in ("trusted.x", "security.x", "system.x"):
+        with pytest.raises(OSError) as e:
+            os.setxattr(p, name, b"1")
+        assert e.value.errno in (errno.EPERM, errno.ENOTSUP), name
+    assert all(n.startswith("user.") for n in os.listxattr(p))
+
+
+def test_lock_taken_outside_is_seen_inside(sb):
+    rel = "home/user/lk-" + uuid.uuid4().hex[:6]
+    write_file(sb.files(rel), "x")
+    with open(sb.files(rel), "r+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        r = sb.run("sh", "flock -n /%s true; echo $?\n" % rel)
+        assert r.stdout == "1\n", r
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        r = sb.run("py", "import fcntl\nf=open('/%s','r+')\ntry:\n fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB)\n"
+                         " print('got')\nexcept OSError:\n print('busy')\n" % rel)
+        assert r.stdout == "busy\n", r
+    r = sb.run("sh", "flock -n /%s true; echo $?\n" % rel)
+    assert r.stdout == "0\n", r
+
+
+def test_o_tmpfile_not_supported(sb):
+    """FUSE has no tmpfile operation in libfuse 3.14: O_TMPFILE fails cleanly."""
+    with pytest.raises(OSError) as e:
+        os.open(sb.files("home/user"), os.O_TMPFILE | os.O_RDWR, 0o600)
+    assert e.value.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
+
+
+def test_fresh_after_inside_writes(sb):
+    """Kernel caching is on; what code inside writes is seen at once anyway."""
+    rel = "home/user/fresh-" + uuid.uuid4().hex[:6]
+    p = sb.files(rel)
+    write_file(p, "one\n")
+    assert read_text(p) == "one\n"
+    for i in range(5):
+        text = "round %d %s\n" % (i, "x" * i * 1000)
+        r = sb.run("sh", "printf '%s' > /%s\n" % (text.replace("\n", "\\n"), rel))
+        assert r.exit == 0, r
+        assert os.stat(p).st_size == len(text)
+        assert read_text(p) == text
+    sb.run("sh", "rm /%s; mkdir /%s; echo in > /%s/inner\n" % (rel, rel, rel))
+    assert os.path.isdir(p) and read_text(p + "/inner") == "in\n"
+    sb.run("sh", "rm -r /%s\n" % rel)
+    assert not os.path.exists(p)
+    assert os.path.basename(p) not in os.listdir(sb.files("home/user"))
+
+
+def test_fresh_same_size_rewrite(sb):
+    rel = "home/user/same-" + uuid.uuid4().hex[:6]
+    p = sb.files(rel)
+    write_file(p, "AAAA")
+    with open(p) as f:
+        assert f.read() == "AAAA"
+    sb.run("sh", "printf BBBB > /%s\n" % rel)
+    with open(p) as f:
+        assert f.read() == "BBBB"
+    sb.run("sh", "chmod 600 /%s\n" % rel)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o600

@@ -163,7 +163,12 @@ static void *dk_pump_main(void *arg)
 	size_t script_off = 0, in_off = 0, in_len = 0;
 	bool in_eof = p->in_fd < 0, wr_shut = false;
 	char *rbuf = malloc(65536), *ibuf = malloc(65536);
+	sigset_t pipe_set;
 
+	/* A reader that closed its pipe gives EPIPE here, not a SIGPIPE for the whole daemon. */
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
 	if (!rbuf || !ibuf) {
 		p->pump_errno = ENOMEM;
 		goto out;

@@ -177,7 +177,9 @@ static int cmd_new(struct sbx_ctl *ctl, const struct ctl_cmd *c, char **reply, s
 		}
 		if (strcmp(k, "template") == 0) {
 			template_name = v;
-			ret = 0;
+			ret = strlen(v) > 64 || !v[0]
+				      ? sbx_err_set(err, EINVAL, "template name '%.40s' must be 1-64 bytes", v)
+				      : 0;
 		} else if (strcmp(k, "ttl") == 0) {
 			ret = ctl_parse_seconds(k, v, &ttl, err);
 		} else if (strcmp(k, "timeout") == 0) {

@@ -208,6 +208,10 @@ static bool template_known(struct sbx_ctl *ctl, const char *name)
 {
 	const struct sbx_template_info *const *t = ctl_templates(ctl);
 
+	/* "image:REF" names an engine image directly; the backend says whether it can. */
+	if (strncmp(name, "image:", 6) == 0 && name[6])
+		return true;
+
 	for (; t && *t; t++)
 		if (strcmp((*t)->name, name) == 0)
 			return true;

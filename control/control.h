@@ -135,4 +135,20 @@ int run_open_file(struct sandbox *sb, const char *ctx, uint64_t n, const char *w
 /* stdin for the next runs: replaces the content. */
 int run_set_stdin(struct sandbox *sb, const char *ctx, const char *buf, size_t len);
 
+/* ---- contexts (contexts/CTX/) ---- */
+
+/* mkdir contexts/NAME: 0, -EEXIST, -EINVAL (bad name), -ENOENT (sandbox gone). */
+int ctx_create(struct sandbox *sb, const char *name, struct sbx_err *err);
+/* rmdir contexts/NAME: stops its run in progress, ends its interpreters, removes its history. */
+int ctx_destroy(struct sandbox *sb, const char *name, struct sbx_err *err);
+bool ctx_exists(struct sandbox *sb, const char *name);
+/* NULL-terminated, sorted; free with ctl_strv_free. */
+char **ctx_names(struct sandbox *sb);
+/*
+ * Names of the extra files of run N (result, figure-K.png), NULL-terminated;
+ * free with ctl_strv_free. A figure is also listed in the context's results/
+ * as "N-figure-K.png".
+ */
+char **run_extra_files(struct sandbox *sb, const char *ctx, uint64_t n);
+
 #endif

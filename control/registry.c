@@ -57,6 +57,7 @@ void sandbox_put(struct sandbox *sb)
 {
 	if (!sb || atomic_fetch_sub(&sb->refs, 1) != 1)
 		return;
+	ctx_free_all(sb);
 	run_queue_free(&sb->runs);
 	ctl_strv_free(sb->env);
 	if (sb->meta)

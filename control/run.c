@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct run_item {
@@ -48,9 +49,35 @@ const char *run_lang_file(enum run_lang lang)
 	return lang_files[lang];
 }
 
+/* With sb->lock held: the queue of the sandbox (ctx NULL) or of a live context. */
 static struct run_queue *queue_of(struct sandbox *sb, const char *ctx)
 {
-	return ctx ? NULL : &sb->runs;
+	struct context *c;
+
+	if (!ctx)
+		return &sb->runs;
+	c = ctx_find_locked(sb, ctx);
+	return c ? &c->runs : NULL;
+}
+
+/* Where the runs/ of a queue live (sb->dir or the context's dir); -ENOENT if gone. */
+static int queue_dir(struct sandbox *sb, const char *ctx, char *out, size_t size)
+{
+	struct context *c;
+	int ret = 0;
+
+	if (!ctx) {
+		snprintf(out, size, "%s", sb->dir);
+		return 0;
+	}
+	pthread_mutex_lock(&sb->lock);
+	c = ctx_find_locked(sb, ctx);
+	if (c)
+		snprintf(out, size, "%s", c->dir);
+	else
+		ret = -ENOENT;
+	pthread_mutex_unlock(&sb->lock);
+	return ret;
 }
 
 void run_queue_free(struct run_queue *q)
@@ -69,18 +96,22 @@ void run_queue_free(struct run_queue *q)
 
 bool run_busy_locked_hint(struct sandbox *sb)
 {
-	return sb->runs.running || sb->runs.head;
+	if (sb->runs.running || sb->runs.head)
+		return true;
+	for (struct context *c = sb->contexts; c; c = c->next)
+		if (c->runs.running || c->runs.head)
+			return true;
+	return false;
 }
 
 bool run_busy(struct sandbox *sb, const char *ctx)
 {
-	struct run_queue *q = queue_of(sb, ctx);
+	struct run_queue *q;
 	bool busy;
 
-	if (!q)
-		return false;
 	pthread_mutex_lock(&sb->lock);
-	busy = q->running || q->head;
+	q = queue_of(sb, ctx);
+	busy = q && (q->running || q->head);
 	pthread_mutex_unlock(&sb->lock);
 	return busy;
 }
@@ -107,15 +138,27 @@ static void *proc_wait_main(void *arg)
 	return NULL;
 }
 
-struct spool {
-	int in;          /* pipe read end, -1 once at EOF */
-	int out;         /* the file */
-	uint64_t kept;
-	bool cut;
-};
+/* Appends to the file up to the cap; past it, drops and remembers the cut. */
+void spool_put(struct spool *s, const char *buf, size_t n, uint64_t cap)
+{
+	size_t keep;
+
+	if (!n)
+		return;
+	if (s->kept >= cap) {
+		s->cut = true;
+		return;
+	}
+	keep = (uint64_t)n < cap - s->kept ? n : (size_t)(cap - s->kept);
+	if (s->out >= 0 && write(s->out, buf, keep) != (ssize_t)keep)
+		fprintf(stderr, "sbxfs: warning: cannot spool run output: %m\n");
+	s->kept += keep;
+	if (keep < n)
+		s->cut = true;
+}
 
 /* Copies what is ready from the pipe to the file, up to the cap; past it, reads and drops. */
-static void spool_drain(struct spool *s, uint64_t cap)
+void spool_drain(struct spool *s, uint64_t cap)
 {
 	char buf[65536];
 
@@ -131,19 +174,7 @@ static void spool_drain(struct spool *s, uint64_t cap)
 			}
 			return;
 		}
-		if (s->kept < cap) {
-			size_t keep = (uint64_t)n < cap - s->kept ? (size_t)n : (size_t)(cap - s->kept);
-
-			if (write(s->out, buf, keep) != (ssize_t)keep)
-				fprintf(stderr, "sbxfs: warning: cannot spool run output: %m\n");
-			s->kept += keep;
-			if (keep < (size_t)n)
-				s->cut = true;
-		} else {
-			s->cut = true;
-		}
-		if (s->cut && s->kept >= cap)
-			continue;
+		spool_put(s, buf, (size_t)n, cap);
 	}
 }
 
@@ -160,7 +191,7 @@ static void spool_finish(struct spool *s, uint64_t cap)
 		fprintf(stderr, "sbxfs: warning: cannot write the cut marker: %m\n");
 }
 
-static char **run_envp(struct sandbox *sb)
+char **run_envp(struct sandbox *sb)
 {
 	static const char *const defaults[] = {
 		"PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
@@ -240,41 +271,193 @@ static uint64_t code_timeout(const char *code, size_t len, uint64_t dflt)
 	return dflt;
 }
 
-static void prune_history(struct sandbox *sb, uint64_t latest)
+static void prune_history(const char *base, uint64_t keep, uint64_t latest)
 {
-	uint64_t keep = sb->ctl->cfg.history ? sb->ctl->cfg.history : 1;
-	char path[4200];
+	char path[4300];
 
+	if (!keep)
+		keep = 1;
 	if (latest <= keep)
 		return;
 	/* Runs are removed one at a time as new ones come, so only one is due. */
 	for (uint64_t n = latest - keep; n > 0; n--) {
 		struct stat st;
 
-		snprintf(path, sizeof(path), "%s/runs/%llu", sb->dir, (unsigned long long)n);
+		snprintf(path, sizeof(path), "%s/runs/%llu", base, (unsigned long long)n);
 		if (stat(path, &st))
 			break;
 		rm_rf(path);
 	}
 }
 
-static int run_one(struct sandbox *sb, struct run_item *it, uint64_t n, char *dir, size_t dir_size)
+/* A fresh process: spawn, spool, time out. Returns the exit status or -1 (err set). */
+static int proc_exec(struct sandbox *sb, struct run_item *it, int stdin_fd, uint64_t timeout_s,
+		     struct spool *out, struct spool *err_spool, bool *timed_out, struct sbx_err *err)
 {
-	struct spool out = { .in = -1, .out = -1 }, err_spool = { .in = -1, .out = -1 };
-	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 }, stdin_fd = -1;
+	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
 	struct proc_waiter w = { .sb = sb, .efd = -1 };
-	uint64_t cap = sb->ctl->cfg.output_max, timeout_s = 0, start_ms = now_ms(), start_mono = mono_ms();
+	uint64_t cap = sb->ctl->cfg.output_max, start_mono;
 	struct sbx_exec ex = { 0 };
-	struct sbx_err err = { 0 };
-	char path[4300], *script_argv[3];
-	bool timed_out = false, waiter_started = false;
+	const char *script_argv[4];
+	bool waiter_started = false;
 	char **envp = NULL;
 	pthread_t waiter;
 	int exit_code = -1, ret;
+
+	if (pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC)) {
+		sbx_err_sys(err, errno, "cannot make pipes");
+		goto out;
+	}
+	w.efd = eventfd(0, EFD_CLOEXEC);
+	envp = run_envp(sb);
+	if (w.efd < 0 || !envp) {
+		sbx_err_set(err, ENOMEM, "out of resources starting a run");
+		goto out;
+	}
+	/* python3 -u: output reaches stdout as it is printed, so tail -f follows it. */
+	script_argv[0] = lang_argv0[it->lang];
+	script_argv[1] = it->lang == RUN_PYTHON ? "-u" : "{script}";
+	script_argv[2] = it->lang == RUN_PYTHON ? "{script}" : NULL;
+	script_argv[3] = NULL;
+	ex.argv = script_argv;
+	ex.envp = (const char *const *)envp;
+	ex.cwd = "/home/user";
+	ex.stdin_fd = stdin_fd;
+	ex.stdout_fd = out_pipe[1];
+	ex.stderr_fd = err_pipe[1];
+	ex.script = it->code;
+	ex.script_len = it->len;
+	ex.script_name = lang_files[it->lang];
+
+	start_mono = mono_ms();
+	pthread_mutex_lock(&sb->op_lock);
+	if (!sb->inst || !sandbox_alive(sb))
+		ret = sbx_err_set(err, ENOENT, "sandbox '%s' is not running", sb->name);
+	else
+		ret = sb->ctl->ops->spawn(sb->inst, &ex, &w.proc, err);
+	pthread_mutex_unlock(&sb->op_lock);
+	close(out_pipe[1]);
+	close(err_pipe[1]);
+	out_pipe[1] = err_pipe[1] = -1;
+	if (ret)
+		goto out;
+	if (pthread_create(&waiter, NULL, proc_wait_main, &w)) {
+		sb->ctl->ops->kill_proc(w.proc, SIGKILL);
+		w.ret = sb->ctl->ops->wait_proc(w.proc, &w.exit, err);
+	} else {
+		waiter_started = true;
+	}
+	fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
+	fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
+	out->in = out_pipe[0];
+	err_spool->in = err_pipe[0];
+	out_pipe[0] = err_pipe[0] = -1;
+
+	while (waiter_started) {
+		struct pollfd pfd[3] = {
+			{ .fd = out->in, .events = POLLIN },
+			{ .fd = err_spool->in, .events = POLLIN },
+			{ .fd = w.efd, .events = POLLIN },
+		};
+		uint64_t elapsed = mono_ms() - start_mono, deadline = timeout_s * 1000;
+		int wait_ms = *timed_out ? -1 : (elapsed >= deadline ? 0 : (int)(deadline - elapsed));
+
+		if (poll(pfd, 3, wait_ms) < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents)
+			spool_drain(out, cap);
+		if (pfd[1].revents)
+			spool_drain(err_spool, cap);
+		if (pfd[2].revents)
+			break;
+		if (!*timed_out && mono_ms() - start_mono >= deadline) {
+			*timed_out = true;
+			sb->ctl->ops->kill_proc(w.proc, SIGKILL);
+		}
+	}
+	if (waiter_started)
+		pthread_join(waiter, NULL);
+	/* The main process has ended: take what is already in the pipes, not what
+	 * background children may write later. */
+	if (out->in >= 0)
+		spool_drain(out, cap);
+	if (err_spool->in >= 0)
+		spool_drain(err_spool, cap);
+	if (w.ret)
+		exit_code = -1;
+	else if (*timed_out)
+		exit_code = 124;
+	else if (w.exit.signaled)
+		exit_code = 128 + w.exit.code;
+	else
+		exit_code = w.exit.code;
+	if (w.ret && !err->code)
+		*err = (struct sbx_err){ .code = EIO, .msg = "lost track of the run's process" };
+out:
+	for (int i = 0; i < 2; i++) {
+		if (out_pipe[i] >= 0)
+			close(out_pipe[i]);
+		if (err_pipe[i] >= 0)
+			close(err_pipe[i]);
+	}
+	if (w.efd >= 0)
+		close(w.efd);
+	ctl_strv_free(envp);
+	return exit_code;
+}
+
+/* UTC with milliseconds: 2026-11-21T22:30:00.123Z */
+static const char *iso_ms(uint64_t ms, char out[40])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+	return out;
+}
+
+static void write_outcome_files(const char *dir, struct ctx_outcome *o)
+{
+	char path[4400];
+
+	if (o->result) {
+		/* The repr and a newline, as `exit` ends with one. */
+		size_t len = strlen(o->result);
+		char *text = malloc(len + 2);
+
+		snprintf(path, sizeof(path), "%s/result", dir);
+		if (text) {
+			memcpy(text, o->result, len);
+			text[len] = '\n';
+			write_small(path, text, len + 1);
+			free(text);
+		}
+	}
+	for (size_t i = 0; i < o->npng; i++) {
+		snprintf(path, sizeof(path), "%s/figure-%zu.png", dir, i + 1);
+		write_small(path, o->png[i], o->png_len[i]);
+	}
+}
+
+static int run_one(struct sandbox *sb, struct run_queue *q, struct run_item *it, uint64_t n)
+{
+	struct spool out = { .in = -1, .out = -1 }, err_spool = { .in = -1, .out = -1 };
+	uint64_t cap = sb->ctl->cfg.output_max, timeout_s = 0, start_ms = now_ms(), start_mono = mono_ms();
+	struct ctx_outcome o = { .exit_code = -1 };
+	struct context *c = q->ctx;
+	struct sbx_err err = { 0 };
+	char path[4400], dir[4300];
+	char *stdin_copy = NULL, stamp[2][40];
+	ssize_t stdin_len = -1;
+	uint64_t end_ms;
+	int stdin_fd = -1, exit_code = -1;
+	bool timed_out = false;
 	json_object *info;
 
-	snprintf(dir, dir_size, "%s/runs/%llu", sb->dir, (unsigned long long)n);
-	snprintf(path, sizeof(path), "%s/runs", sb->dir);
+	snprintf(dir, sizeof(dir), "%s/runs/%llu", c ? c->dir : sb->dir, (unsigned long long)n);
+	snprintf(path, sizeof(path), "%s/runs", c ? c->dir : sb->dir);
 	mkdir(path, 0700);
 	if (mkdir(dir, 0700) && errno != EEXIST) {
 		sbx_err_sys(&err, errno, "cannot create '%s'", dir);
@@ -292,106 +475,39 @@ static int run_one(struct sandbox *sb, struct run_item *it, uint64_t n, char *di
 	}
 
 	pthread_mutex_lock(&sb->lock);
-	sb->runs.latest = n;
-	sb->runs.latest_done = false;
+	q->latest = n;
+	q->latest_done = false;
 	sb->last_active = time(NULL);
 	timeout_s = code_timeout(it->code, it->len, sb->timeout);
-	if (sb->runs.stdin_buf) {
+	if (q->stdin_buf) {
 		snprintf(path, sizeof(path), "%s/stdin", dir);
-		if (write_small(path, sb->runs.stdin_buf, sb->runs.stdin_len) == 0)
+		if (write_small(path, q->stdin_buf, q->stdin_len) == 0 && !c)
 			stdin_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (c) {
+			stdin_copy = malloc(q->stdin_len ? q->stdin_len : 1);
+			if (stdin_copy) {
+				memcpy(stdin_copy, q->stdin_buf, q->stdin_len);
+				stdin_len = (ssize_t)q->stdin_len;
+			}
+		}
 	}
 	pthread_mutex_unlock(&sb->lock);
 
-	if (pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC)) {
-		sbx_err_sys(&err, errno, "cannot make pipes");
-		goto out_report;
-	}
-	w.efd = eventfd(0, EFD_CLOEXEC);
-	envp = run_envp(sb);
-	if (w.efd < 0 || !envp) {
-		sbx_err_set(&err, ENOMEM, "out of resources starting a run");
-		goto out_report;
-	}
-	script_argv[0] = (char *)lang_argv0[it->lang];
-	script_argv[1] = "{script}";
-	script_argv[2] = NULL;
-	ex.argv = (const char *const *)script_argv;
-	ex.envp = (const char *const *)envp;
-	ex.cwd = "/home/user";
-	ex.stdin_fd = stdin_fd;
-	ex.stdout_fd = out_pipe[1];
-	ex.stderr_fd = err_pipe[1];
-	ex.script = it->code;
-	ex.script_len = it->len;
-	ex.script_name = lang_files[it->lang];
-
 	start_ms = now_ms();
 	start_mono = mono_ms();
-	pthread_mutex_lock(&sb->op_lock);
-	if (!sb->inst || !sandbox_alive(sb))
-		ret = sbx_err_set(&err, ENOENT, "sandbox '%s' is not running", sb->name);
-	else
-		ret = sb->ctl->ops->spawn(sb->inst, &ex, &w.proc, &err);
-	pthread_mutex_unlock(&sb->op_lock);
-	close(out_pipe[1]);
-	close(err_pipe[1]);
-	out_pipe[1] = err_pipe[1] = -1;
-	if (ret)
-		goto out_report;
-	if (pthread_create(&waiter, NULL, proc_wait_main, &w)) {
-		sb->ctl->ops->kill_proc(w.proc, SIGKILL);
-		w.ret = sb->ctl->ops->wait_proc(w.proc, &w.exit, &err);
-	} else {
-		waiter_started = true;
-	}
-	fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
-	fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
-	out.in = out_pipe[0];
-	err_spool.in = err_pipe[0];
-	out_pipe[0] = err_pipe[0] = -1;
-
-	while (waiter_started) {
-		struct pollfd pfd[3] = {
-			{ .fd = out.in, .events = POLLIN },
-			{ .fd = err_spool.in, .events = POLLIN },
-			{ .fd = w.efd, .events = POLLIN },
-		};
-		uint64_t elapsed = mono_ms() - start_mono, deadline = timeout_s * 1000;
-		int wait_ms = timed_out ? -1 : (elapsed >= deadline ? 0 : (int)(deadline - elapsed));
-
-		if (poll(pfd, 3, wait_ms) < 0 && errno != EINTR)
-			break;
-		if (pfd[0].revents)
-			spool_drain(&out, cap);
-		if (pfd[1].revents)
-			spool_drain(&err_spool, cap);
-		if (pfd[2].revents)
-			break;
-		if (!timed_out && mono_ms() - start_mono >= deadline) {
-			timed_out = true;
-			sb->ctl->ops->kill_proc(w.proc, SIGKILL);
+	if (c) {
+		if (ctx_exec(sb, c, it->lang, it->code, it->len, stdin_copy, stdin_len, timeout_s, &out,
+			     &err_spool, &o, &err) == 0) {
+			exit_code = o.exit_code;
+			timed_out = o.timed_out;
+			write_outcome_files(dir, &o);
 		}
+	} else {
+		exit_code = proc_exec(sb, it, stdin_fd, timeout_s, &out, &err_spool, &timed_out, &err);
 	}
-	if (waiter_started)
-		pthread_join(waiter, NULL);
-	/* The main process has ended: take what is already in the pipes, not what
-	 * background children may write later. */
-	if (out.in >= 0)
-		spool_drain(&out, cap);
-	if (err_spool.in >= 0)
-		spool_drain(&err_spool, cap);
 	spool_finish(&out, cap);
 	spool_finish(&err_spool, cap);
-	if (w.ret)
-		exit_code = -1;
-	else if (timed_out)
-		exit_code = 124;
-	else if (w.exit.signaled)
-		exit_code = 128 + w.exit.code;
-	else
-		exit_code = w.exit.code;
-	if (timed_out) {
+	if (timed_out && !c) {
 		static const char note[] = "\n[sbxfs: run timed out and was killed]\n";
 
 		if (write(err_spool.out, note, sizeof(note) - 1) < 0)
@@ -408,25 +524,25 @@ out_report:
 	}
 	if (exit_code < 0)
 		exit_code = 125;  /* could not run: like env(1) and timeout(1) */
-	snprintf(path, sizeof(path), "%s/exit", dir);
-	{
-		char text[32];
-		int len = snprintf(text, sizeof(text), "%d\n", exit_code);
-
-		write_small(path, text, (size_t)len);
-	}
 	info = json_object_new_object();
 	json_object_object_add(info, "run", json_object_new_int64((int64_t)n));
 	json_object_object_add(info, "language", json_object_new_string(lang_names[it->lang]));
-	json_object_object_add(info, "context", NULL);
+	json_object_object_add(info, "context", c ? json_object_new_string(c->name) : NULL);
+	end_ms = now_ms();
+	json_object_object_add(info, "start", json_object_new_string(iso_ms(start_ms, stamp[0])));
+	json_object_object_add(info, "end", json_object_new_string(iso_ms(end_ms, stamp[1])));
 	json_object_object_add(info, "start_ms", json_object_new_int64((int64_t)start_ms));
-	json_object_object_add(info, "end_ms", json_object_new_int64((int64_t)now_ms()));
+	json_object_object_add(info, "end_ms", json_object_new_int64((int64_t)end_ms));
 	json_object_object_add(info, "duration_ms",
 			       json_object_new_int64((int64_t)(err.code ? 0 : mono_ms() - start_mono)));
+	json_object_object_add(info, "timeout", json_object_new_int64((int64_t)timeout_s));
 	json_object_object_add(info, "timed_out", json_object_new_boolean(timed_out));
 	json_object_object_add(info, "exit", json_object_new_int(exit_code));
+	json_object_object_add(info, "stdout_bytes", json_object_new_int64((int64_t)out.kept));
+	json_object_object_add(info, "stderr_bytes", json_object_new_int64((int64_t)err_spool.kept));
 	json_object_object_add(info, "stdout_cut", json_object_new_boolean(out.cut));
 	json_object_object_add(info, "stderr_cut", json_object_new_boolean(err_spool.cut));
+	json_object_object_add(info, "figures", json_object_new_int64((int64_t)o.npng));
 	snprintf(path, sizeof(path), "%s/info", dir);
 	{
 		const char *text = json_object_to_json_string_ext(info, JSON_C_TO_STRING_PRETTY);
@@ -434,13 +550,15 @@ out_report:
 		write_small(path, text, strlen(text));
 	}
 	json_object_put(info);
+	/* `exit` last: its presence says the run has ended (and inotify sees it). */
+	snprintf(path, sizeof(path), "%s/exit", dir);
+	{
+		char text[32];
+		int len = snprintf(text, sizeof(text), "%d\n", exit_code);
 
-	for (int i = 0; i < 2; i++) {
-		if (out_pipe[i] >= 0)
-			close(out_pipe[i]);
-		if (err_pipe[i] >= 0)
-			close(err_pipe[i]);
+		write_small(path, text, (size_t)len);
 	}
+
 	if (out.in >= 0)
 		close(out.in);
 	if (err_spool.in >= 0)
@@ -451,13 +569,12 @@ out_report:
 		close(err_spool.out);
 	if (stdin_fd >= 0)
 		close(stdin_fd);
-	if (w.efd >= 0)
-		close(w.efd);
-	ctl_strv_free(envp);
+	free(stdin_copy);
+	ctx_outcome_free(&o);
 	return exit_code;
 }
 
-static void announce(struct sandbox *sb)
+static void announce(struct sandbox *sb, const char *ctx)
 {
 	struct sbx_ctl *ctl = sb->ctl;
 	void (*fn)(const char *, const char *, void *);
@@ -468,13 +585,14 @@ static void announce(struct sandbox *sb)
 	arg = ctl->announce_arg;
 	pthread_mutex_unlock(&ctl->lock);
 	if (fn)
-		fn(sb->name, NULL, arg);
+		fn(sb->name, ctx, arg);
 }
 
+/* One thread per busy queue; it exits when the queue is empty. */
 static void *worker_main(void *arg)
 {
-	struct sandbox *sb = arg;
-	char dir[4200];
+	struct run_queue *q = arg;
+	struct sandbox *sb = q->sb;
 
 	for (;;) {
 		struct run_waiter *idle = NULL;
@@ -483,11 +601,12 @@ static void *worker_main(void *arg)
 		int code;
 
 		pthread_mutex_lock(&sb->lock);
-		it = sb->runs.head;
+		it = q->head;
 		if (!it) {
-			sb->runs.running = false;
-			idle = sb->runs.idle_waiters;
-			sb->runs.idle_waiters = NULL;
+			/* After `running` is false the queue (and a context) may be freed. */
+			q->running = false;
+			idle = q->idle_waiters;
+			q->idle_waiters = NULL;
 			pthread_cond_broadcast(&sb->idle_cond);
 			pthread_mutex_unlock(&sb->lock);
 			while (idle) {
@@ -498,25 +617,25 @@ static void *worker_main(void *arg)
 			}
 			break;
 		}
-		sb->runs.head = it->next;
-		if (!sb->runs.head)
-			sb->runs.tail = NULL;
-		n = sb->runs.next++;
+		q->head = it->next;
+		if (!q->head)
+			q->tail = NULL;
+		n = q->next++;
 		pthread_mutex_unlock(&sb->lock);
 
-		code = run_one(sb, it, n, dir, sizeof(dir));
+		code = run_one(sb, q, it, n);
 
 		pthread_mutex_lock(&sb->lock);
-		if (sb->runs.latest == n)
-			sb->runs.latest_done = true;
+		if (q->latest == n)
+			q->latest_done = true;
 		sb->last_active = time(NULL);
 		pthread_mutex_unlock(&sb->lock);
-		prune_history(sb, n);
+		prune_history(q->ctx ? q->ctx->dir : sb->dir, sb->ctl->cfg.history, n);
 		if (it->done)
 			it->done->fn(it->done->arg, code);
 		free(it->code);
 		free(it);
-		announce(sb);
+		announce(sb, q->ctx ? q->ctx->name : NULL);
 	}
 	sandbox_put(sb);
 	return NULL;
@@ -525,15 +644,12 @@ static void *worker_main(void *arg)
 int run_submit(struct sandbox *sb, const char *ctx, enum run_lang lang, char *code, size_t len,
 	       struct run_waiter *done, struct sbx_err *err)
 {
+	struct run_queue *q;
 	struct run_item *it;
 	pthread_attr_t attr;
 	pthread_t tid;
 	int ret = 0;
 
-	if (ctx) {
-		free(code);
-		return sbx_err_set(err, ENOTSUP, "contexts are not supported yet");
-	}
 	it = calloc(1, sizeof(*it));
 	if (!it) {
 		free(code);
@@ -549,27 +665,33 @@ int run_submit(struct sandbox *sb, const char *ctx, enum run_lang lang, char *co
 		ret = sbx_err_set(err, ENOENT, "sandbox '%s' is gone", sb->name);
 		goto out_unlock;
 	}
-	free(sb->runs.last_code[lang]);
-	sb->runs.last_code[lang] = malloc(len ? len : 1);
-	if (sb->runs.last_code[lang])
-		memcpy(sb->runs.last_code[lang], code, len);
-	sb->runs.last_code_len[lang] = sb->runs.last_code[lang] ? len : 0;
-	if (sb->runs.tail)
-		sb->runs.tail->next = it;
+	q = queue_of(sb, ctx);
+	if (!q) {
+		ret = sbx_err_set(err, ENOENT, "no context '%s' in sandbox '%s'", ctx, sb->name);
+		goto out_unlock;
+	}
+	free(q->last_code[lang]);
+	q->last_code[lang] = malloc(len ? len : 1);
+	if (q->last_code[lang])
+		memcpy(q->last_code[lang], code, len);
+	q->last_code_len[lang] = q->last_code[lang] ? len : 0;
+	if (q->tail)
+		q->tail->next = it;
 	else
-		sb->runs.head = it;
-	sb->runs.tail = it;
+		q->head = it;
+	q->tail = it;
 	sb->last_active = time(NULL);
-	if (!sb->runs.running) {
-		sb->runs.running = true;
+	if (!q->running) {
+		q->running = true;
+		q->sb = sb;
 		sandbox_get(sb);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		ret = pthread_create(&tid, &attr, worker_main, sb);
+		ret = pthread_create(&tid, &attr, worker_main, q);
 		pthread_attr_destroy(&attr);
 		if (ret) {
-			sb->runs.running = false;
-			sb->runs.head = sb->runs.tail = NULL;
+			q->running = false;
+			q->head = q->tail = NULL;
 			ret = sbx_err_sys(err, ret, "cannot start a run worker");
 			pthread_mutex_unlock(&sb->lock);
 			sandbox_put(sb);
@@ -590,33 +712,40 @@ out_unlock:
 
 bool run_wait_idle(struct sandbox *sb, const char *ctx, struct run_waiter *w)
 {
+	struct run_queue *q;
 	bool added = false;
 
-	if (ctx)
-		return false;
 	pthread_mutex_lock(&sb->lock);
-	if (!sb->dead && (sb->runs.running || sb->runs.head)) {
-		w->next = sb->runs.idle_waiters;
-		sb->runs.idle_waiters = w;
+	q = queue_of(sb, ctx);
+	if (!sb->dead && q && (q->running || q->head)) {
+		w->next = q->idle_waiters;
+		q->idle_waiters = w;
 		added = true;
 	}
 	pthread_mutex_unlock(&sb->lock);
 	return added;
 }
 
-void run_abort_all(struct sandbox *sb)
+/* With sb->lock held: takes the queued items, and the idle waiters if no worker will call them. */
+static void queue_take(struct run_queue *q, struct run_item **items, struct run_waiter **idle)
 {
-	struct run_item *items;
-	struct run_waiter *idle = NULL;
+	struct run_item **tail = items;
+	struct run_waiter **wt = idle;
 
-	pthread_mutex_lock(&sb->lock);
-	items = sb->runs.head;
-	sb->runs.head = sb->runs.tail = NULL;
-	if (!sb->runs.running) {
-		idle = sb->runs.idle_waiters;
-		sb->runs.idle_waiters = NULL;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = q->head;
+	q->head = q->tail = NULL;
+	if (!q->running) {
+		while (*wt)
+			wt = &(*wt)->next;
+		*wt = q->idle_waiters;
+		q->idle_waiters = NULL;
 	}
-	pthread_mutex_unlock(&sb->lock);
+}
+
+void run_fail_items(struct run_item *items, struct run_waiter *idle)
+{
 	while (items) {
 		struct run_item *next = items->next;
 
@@ -634,46 +763,74 @@ void run_abort_all(struct sandbox *sb)
 	}
 }
 
+void run_abort_all(struct sandbox *sb)
+{
+	struct run_item *items = NULL;
+	struct run_waiter *idle = NULL;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&sb->lock);
+	queue_take(&sb->runs, &items, &idle);
+	for (struct context *c = sb->contexts; c; c = c->next) {
+		queue_take(&c->runs, &items, &idle);
+		if (c->abort_fd >= 0 && write(c->abort_fd, &one, sizeof(one)) < 0)
+			fprintf(stderr, "sbxfs: warning: cannot stop a context run: %m\n");
+	}
+	pthread_mutex_unlock(&sb->lock);
+	run_fail_items(items, idle);
+}
+
 void run_wait_worker(struct sandbox *sb)
 {
+	bool busy;
+
 	pthread_mutex_lock(&sb->lock);
-	while (sb->runs.running)
-		pthread_cond_wait(&sb->idle_cond, &sb->lock);
+	do {
+		busy = sb->runs.running;
+		for (struct context *c = sb->contexts; c && !busy; c = c->next)
+			busy = c->runs.running;
+		if (busy)
+			pthread_cond_wait(&sb->idle_cond, &sb->lock);
+	} while (busy);
 	pthread_mutex_unlock(&sb->lock);
+	/* No worker is left: the interpreters of the contexts can go (before release). */
+	for (struct context *c = sb->contexts; c; c = c->next)
+		ctx_kill_interps(sb, c);
 }
 
 int run_open_latest(struct sandbox *sb, const char *ctx, const char *which)
 {
-	char path[4300];
+	char path[4400];
+	struct run_queue *q;
 	uint64_t n;
 	int fd;
 
-	if (ctx)
-		return -ENOENT;
 	pthread_mutex_lock(&sb->lock);
-	n = sb->runs.latest;
-	if (!n || (strcmp(which, "exit") == 0 && !sb->runs.latest_done)) {
+	q = queue_of(sb, ctx);
+	n = q ? q->latest : 0;
+	if (!n || (strcmp(which, "exit") == 0 && !q->latest_done)) {
 		pthread_mutex_unlock(&sb->lock);
 		return -ENOENT;
 	}
+	snprintf(path, sizeof(path), "%s/runs/%llu/%s", ctx ? q->ctx->dir : sb->dir, (unsigned long long)n,
+		 which);
 	pthread_mutex_unlock(&sb->lock);
-	snprintf(path, sizeof(path), "%s/runs/%llu/%s", sb->dir, (unsigned long long)n, which);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
 char *run_last_code(struct sandbox *sb, const char *ctx, enum run_lang lang, size_t *len)
 {
+	struct run_queue *q;
 	char *code = NULL;
 
-	if (ctx)
-		return NULL;
 	pthread_mutex_lock(&sb->lock);
-	if (sb->runs.last_code[lang]) {
-		code = malloc(sb->runs.last_code_len[lang] + 1);
+	q = queue_of(sb, ctx);
+	if (q && q->last_code[lang]) {
+		code = malloc(q->last_code_len[lang] + 1);
 		if (code) {
-			memcpy(code, sb->runs.last_code[lang], sb->runs.last_code_len[lang]);
-			*len = sb->runs.last_code_len[lang];
+			memcpy(code, q->last_code[lang], q->last_code_len[lang]);
+			*len = q->last_code_len[lang];
 		}
 	}
 	pthread_mutex_unlock(&sb->lock);
@@ -722,62 +879,111 @@ static uint64_t *scan_runs(const char *dir, size_t *count)
 
 uint64_t *run_history(struct sandbox *sb, const char *ctx, size_t *n)
 {
-	char path[4200];
+	char base[4200], path[4300];
 
-	if (ctx) {
-		*n = 0;
+	*n = 0;
+	if (queue_dir(sb, ctx, base, sizeof(base)))
 		return NULL;
-	}
-	snprintf(path, sizeof(path), "%s/runs", sb->dir);
+	snprintf(path, sizeof(path), "%s/runs", base);
 	return scan_runs(path, n);
+}
+
+static bool run_file_name_ok(const char *which)
+{
+	return which[0] && which[0] != '.' && !strchr(which, '/');
 }
 
 int run_open_file(struct sandbox *sb, const char *ctx, uint64_t n, const char *which)
 {
-	char path[4300];
+	char base[4200], path[4400];
 	int fd;
 
-	if (ctx)
+	if (!run_file_name_ok(which) || queue_dir(sb, ctx, base, sizeof(base)))
 		return -ENOENT;
-	snprintf(path, sizeof(path), "%s/runs/%llu/%s", sb->dir, (unsigned long long)n, which);
+	snprintf(path, sizeof(path), "%s/runs/%llu/%s", base, (unsigned long long)n, which);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
-void run_load_history(struct sandbox *sb)
+char **run_extra_files(struct sandbox *sb, const char *ctx, uint64_t n)
 {
-	char path[4300];
+	char base[4200], path[4400];
+	char **names = calloc(2, sizeof(char *));
+	size_t count = 0;
+	struct stat st;
+
+	if (!names || queue_dir(sb, ctx, base, sizeof(base)))
+		return names;
+	snprintf(path, sizeof(path), "%s/runs/%llu/result", base, (unsigned long long)n);
+	if (stat(path, &st) == 0)
+		names[count++] = strdup("result");
+	for (size_t k = 1; k < 1000; k++) {
+		char name[64], **grown;
+
+		snprintf(name, sizeof(name), "figure-%zu.png", k);
+		snprintf(path, sizeof(path), "%s/runs/%llu/%s", base, (unsigned long long)n, name);
+		if (stat(path, &st))
+			break;
+		grown = realloc(names, (count + 2) * sizeof(char *));
+		if (!grown)
+			break;
+		names = grown;
+		names[count++] = strdup(name);
+	}
+	names[count] = NULL;
+	/* A failed strdup leaves a NULL early: the list just ends there. */
+	return names;
+}
+
+static void queue_load(struct run_queue *q, const char *base)
+{
+	char path[4400];
 	uint64_t *v;
 	size_t n;
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/runs", sb->dir);
+	snprintf(path, sizeof(path), "%s/runs", base);
 	v = scan_runs(path, &n);
 	if (!n) {
 		free(v);
 		return;
 	}
-	sb->runs.latest = v[n - 1];
-	sb->runs.next = v[n - 1] + 1;
-	snprintf(path, sizeof(path), "%s/runs/%llu/exit", sb->dir, (unsigned long long)v[n - 1]);
-	sb->runs.latest_done = stat(path, &st) == 0;
+	q->latest = v[n - 1];
+	q->next = v[n - 1] + 1;
+	snprintf(path, sizeof(path), "%s/runs/%llu/exit", base, (unsigned long long)v[n - 1]);
+	q->latest_done = stat(path, &st) == 0;
 	free(v);
+}
+
+void run_load_history(struct sandbox *sb)
+{
+	queue_load(&sb->runs, sb->dir);
+	ctx_load_all(sb);
+	pthread_mutex_lock(&sb->lock);
+	for (struct context *c = sb->contexts; c; c = c->next)
+		queue_load(&c->runs, c->dir);
+	pthread_mutex_unlock(&sb->lock);
 }
 
 int run_set_stdin(struct sandbox *sb, const char *ctx, const char *buf, size_t len)
 {
+	struct run_queue *q;
 	char *copy;
 
-	if (ctx)
-		return -ENOTSUP;
 	copy = malloc(len ? len : 1);
 	if (!copy)
 		return -ENOMEM;
 	memcpy(copy, buf, len);
 	pthread_mutex_lock(&sb->lock);
-	free(sb->runs.stdin_buf);
-	sb->runs.stdin_buf = copy;
-	sb->runs.stdin_len = len;
+	q = queue_of(sb, ctx);
+	if (!q) {
+		pthread_mutex_unlock(&sb->lock);
+		free(copy);
+		return -ENOENT;
+	}
+	free(q->stdin_buf);
+	q->stdin_buf = copy;
+	q->stdin_len = len;
 	pthread_mutex_unlock(&sb->lock);
 	return 0;
 }

@@ -12,8 +12,12 @@
 
 struct json_object;
 
+struct context;
+
 /* One queue of runs: the sandbox's own, or a context's. */
 struct run_queue {
+	struct sandbox *sb;             /* set when the first run is queued */
+	struct context *ctx;            /* NULL: the sandbox's own queue */
 	struct run_item *head, *tail;   /* waiting, in order */
 	bool running;                   /* a worker thread owns the queue */
 	uint64_t latest;                /* number of the latest run started, 0 = none */
@@ -51,6 +55,7 @@ struct sandbox {
 	bool dead;                      /* killed: every call fails with ENOENT */
 
 	struct run_queue runs;
+	struct context *contexts;       /* contexts/, a list */
 
 	/* for cpu_percent */
 	double prev_cpu;
@@ -106,8 +111,67 @@ void run_abort_all(struct sandbox *sb);
 void run_load_history(struct sandbox *sb);
 /* With sb->lock held: whether a run is queued or running (TTL does not expire then). */
 bool run_busy_locked_hint(struct sandbox *sb);
-/* The run worker holds the sandbox; waits until it is done (with sb->lock not held). */
+/* The run workers hold the sandbox; waits until they are done (with sb->lock not held). */
 void run_wait_worker(struct sandbox *sb);
+/* Tells each item's and waiter's caller that nothing will run (exit -1); frees the items. */
+void run_fail_items(struct run_item *items, struct run_waiter *idle);
+
+/* run.c: output spooled to a file with a cap */
+struct spool {
+	int in;          /* pipe read end, -1 once at EOF */
+	int out;         /* the file */
+	uint64_t kept;
+	bool cut;
+};
+void spool_put(struct spool *s, const char *buf, size_t n, uint64_t cap);
+/* Reads what is ready from s->in (non-blocking) into the file; closes s->in at EOF. */
+void spool_drain(struct spool *s, uint64_t cap);
+/* The environment of a run: the sandbox's env over the defaults. */
+char **run_envp(struct sandbox *sb);
+
+/* context.c: contexts/NAME, one long-lived interpreter per language. */
+struct ctx_interp {
+	struct sbx_proc *proc;          /* NULL: not started */
+	int in_fd, out_fd, err_fd;      /* the driver's stdin, stdout, stderr (daemon ends) */
+};
+
+struct context {
+	struct context *next;
+	char name[65];
+	char dir[4200];                 /* sb->dir/contexts/NAME */
+	struct run_queue runs;
+	/* Used by the queue's worker only, or once the worker is gone. */
+	struct ctx_interp interp[RUN_LANG_COUNT];
+	int abort_fd;                   /* eventfd: stop the run in progress (rmdir, shutdown) */
+	bool dead;
+};
+
+/* What a run in a context gave back besides its output. */
+struct ctx_outcome {
+	int exit_code;
+	bool timed_out;
+	char *result;                   /* repr of the last expression, malloc'd, or NULL */
+	char **png;                     /* figures left open, PNG bytes */
+	size_t *png_len;
+	size_t npng;
+};
+
+/* With sb->lock held. */
+struct context *ctx_find_locked(struct sandbox *sb, const char *name);
+/*
+ * Runs code in the context's interpreter for lang, starting it if needed.
+ * stdin_len < 0: no stdin. Output goes to out/err (their `out` files; `in`
+ * unused). Fills *o; returns 0, or a negative errno when nothing could run.
+ */
+int ctx_exec(struct sandbox *sb, struct context *c, enum run_lang lang, const char *code, size_t len,
+	     const char *stdin_buf, ssize_t stdin_len, uint64_t timeout_s, struct spool *out,
+	     struct spool *err_spool, struct ctx_outcome *o, struct sbx_err *err);
+void ctx_outcome_free(struct ctx_outcome *o);
+/* Loads contexts/ of a sandbox found at start-up (names and history). */
+void ctx_load_all(struct sandbox *sb);
+/* Kills every interpreter (workers must be gone) and frees the contexts. */
+void ctx_free_all(struct sandbox *sb);
+void ctx_kill_interps(struct sandbox *sb, struct context *c);
 
 /* errors log (ctl_exec.c) */
 void errors_add(struct sbx_ctl *ctl, const char *where, const char *cmd, size_t cmd_len,

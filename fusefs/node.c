@@ -65,9 +65,18 @@ struct node *node_synth(struct node *parent, const char *name, enum node_kind ki
 		}
 	}
 	n = calloc(1, sizeof(*n));
-	if (n)
+	if (n) {
 		n->name = strdup(name);
-	if (!n || !n->name) {
+		if (kind == N_CTX)
+			n->ctx = strdup(name);
+		else if (parent->ctx)
+			n->ctx = strdup(parent->ctx);
+	}
+	if (!n || !n->name || ((kind == N_CTX || parent->ctx) && !n->ctx)) {
+		if (n) {
+			free(n->name);
+			free(n->ctx);
+		}
 		free(n);
 		pthread_mutex_unlock(&table_lock);
 		return NULL;
@@ -162,5 +171,6 @@ void node_forget(struct node *n, uint64_t nlookup)
 	if (n->sb)
 		sandbox_put(n->sb);
 	free(n->name);
+	free(n->ctx);
 	free(n);
 }

@@ -37,7 +37,12 @@ enum node_kind {
 	N_SBX_WATCH,       /* watch: changes inside under /home/user (watch.c) */
 	N_RUNS,            /* runs/ */
 	N_RUN,             /* runs/N/ */
-	N_RUN_FILE,        /* runs/N/{code,stdout,stderr,exit,info} */
+	N_RUN_FILE,        /* runs/N/{code,stdout,stderr,exit,info,result,figure-K.png} */
+	N_CONTEXTS,        /* contexts/ */
+	N_CTX,             /* contexts/CTX/: holds the run.*, stdout, ... kinds above, with ctx set */
+	N_CTX_RESULT,      /* contexts/CTX/result */
+	N_RESULTS,         /* contexts/CTX/results/ */
+	N_RESULT_FILE,     /* contexts/CTX/results/N-figure-K.png (run N) */
 	N_PT,              /* files/ and everything below: passthrough */
 };
 
@@ -53,7 +58,9 @@ struct node {
 
 	struct sandbox *sb;       /* a reference, for every kind below a sandbox */
 	int lang;                 /* N_SBX_RUN */
-	uint64_t run;             /* N_RUN, N_RUN_FILE */
+	uint64_t run;             /* N_RUN, N_RUN_FILE, N_RESULT_FILE */
+	char *ctx;                /* the context a node is in (contexts/CTX and below), else NULL;
+	                           * node_synth takes it from the parent, or the name for N_CTX */
 	int fd;                   /* N_PT: O_PATH fd, owned */
 };
 

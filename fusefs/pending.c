@@ -24,7 +24,7 @@ static void reply_wait(struct pending *p, fuse_req_t req, int exit_code)
 
 	(void)exit_code;
 	/* The text of `exit` as it is now (the queue is idle): the latest run's status. */
-	fd = run_open_latest(h->node->sb, NULL, "exit");
+	fd = run_open_latest(h->node->sb, h->node->ctx, "exit");
 	len = 0;
 	if (fd >= 0) {
 		ssize_t n = read(fd, text, sizeof(text) - 1);

@@ -34,16 +34,29 @@ static const struct sbx_file sbx_files[] = {
 	{ "exit", N_SBX_EXIT, -1 },     { "wait", N_SBX_WAIT, -1 },
 	{ "stdin", N_SBX_STDIN, -1 },   { "runs", N_RUNS, -1 },
 	{ "watch", N_SBX_WATCH, -1 },
+	{ "contexts", N_CONTEXTS, -1 },
 	{ "files", N_PT, -1 },
 };
 #define SBX_FILES_COUNT (sizeof(sbx_files) / sizeof(sbx_files[0]))
+
+/* contexts/CTX/: the same kinds as a sandbox's, with the node's ctx set. */
+static const struct sbx_file ctx_files[] = {
+	{ "run.py", N_SBX_RUN, RUN_PYTHON }, { "run.js", N_SBX_RUN, RUN_NODE },
+	{ "run.sh", N_SBX_RUN, RUN_BASH },   { "stdout", N_SBX_STDOUT, -1 },
+	{ "stderr", N_SBX_STDERR, -1 },      { "exit", N_SBX_EXIT, -1 },
+	{ "wait", N_SBX_WAIT, -1 },          { "stdin", N_SBX_STDIN, -1 },
+	{ "result", N_CTX_RESULT, -1 },      { "runs", N_RUNS, -1 },
+	{ "results", N_RESULTS, -1 },
+};
+#define CTX_FILES_COUNT (sizeof(ctx_files) / sizeof(ctx_files[0]))
 
 static const char *const run_file_names[] = { "code", "stdout", "stderr", "exit", "info" };
 #define RUN_FILES_COUNT (sizeof(run_file_names) / sizeof(run_file_names[0]))
 
 static bool is_dir_kind(enum node_kind k)
 {
-	return k == N_ROOT || k == N_TEMPLATES || k == N_SBX || k == N_RUNS || k == N_RUN;
+	return k == N_ROOT || k == N_TEMPLATES || k == N_SBX || k == N_RUNS || k == N_RUN || k == N_CONTEXTS ||
+	       k == N_CTX || k == N_RESULTS;
 }
 
 static bool is_writable_kind(enum node_kind k)
@@ -63,9 +76,14 @@ static int node_backing_fd(struct node *n)
 	case N_SBX_STDOUT:
 	case N_SBX_STDERR:
 	case N_SBX_EXIT:
-		return run_open_latest(n->sb, NULL, latest_which(n->kind));
+		return run_open_latest(n->sb, n->ctx, latest_which(n->kind));
 	case N_RUN_FILE:
-		return run_open_file(n->sb, NULL, n->run, n->name);
+		return run_open_file(n->sb, n->ctx, n->run, n->name);
+	case N_CTX_RESULT:
+		return run_open_latest(n->sb, n->ctx, "result");
+	case N_RESULT_FILE:
+		/* "N-figure-K.png" is runs/N/figure-K.png */
+		return run_open_file(n->sb, n->ctx, n->run, strchr(n->name, '-') + 1);
 	default:
 		return -ENODATA;
 	}
@@ -96,12 +114,12 @@ int synth_stat(struct node *n, struct stat *st)
 	if (n->kind == N_SBX_WATCH)
 		st->st_size = watch_size(n->sb);
 	if (n->kind == N_SBX_STDOUT || n->kind == N_SBX_STDERR || n->kind == N_SBX_EXIT ||
-	    n->kind == N_RUN_FILE) {
+	    n->kind == N_RUN_FILE || n->kind == N_CTX_RESULT || n->kind == N_RESULT_FILE) {
 		struct stat real;
 		int fd = node_backing_fd(n);
 
-		if (fd == -ENOENT && n->kind != N_SBX_EXIT && n->kind != N_RUN_FILE)
-			return 0;       /* stdout/stderr before the first run: empty */
+		if (fd == -ENOENT && n->kind != N_SBX_EXIT && n->kind != N_RUN_FILE && n->kind != N_RESULT_FILE)
+			return 0;       /* stdout/stderr before the first run, result without one: empty */
 		if (fd < 0)
 			return fd;
 		if (fstat(fd, &real) == 0) {
@@ -141,6 +159,20 @@ static bool template_exists(const char *name)
 		if (strcmp((*t)->name, name) == 0)
 			return true;
 	return false;
+}
+
+/* The files a runs/N/ may hold. */
+static bool run_file_known(const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < RUN_FILES_COUNT; i++)
+		if (strcmp(name, run_file_names[i]) == 0)
+			return true;
+	if (strcmp(name, "result") == 0)
+		return true;
+	return len > 11 && strncmp(name, "figure-", 7) == 0 && strcmp(name + len - 4, ".png") == 0 &&
+	       !strchr(name, '/');
 }
 
 static int run_number(const char *name, uint64_t *out)
@@ -228,7 +260,7 @@ void synth_lookup(fuse_req_t req, struct node *parent, const char *name)
 
 		if (run_number(name, &num))
 			goto out_noent;
-		fd = run_open_file(sb, NULL, num, "code");
+		fd = run_open_file(sb, parent->ctx, num, "code");
 		if (fd < 0)
 			goto out_noent;
 		close(fd);
@@ -238,13 +270,59 @@ void synth_lookup(fuse_req_t req, struct node *parent, const char *name)
 	case N_RUN: {
 		int fd = -ENOENT;
 
-		for (size_t i = 0; i < RUN_FILES_COUNT; i++)
-			if (strcmp(name, run_file_names[i]) == 0)
-				fd = run_open_file(sb, NULL, parent->run, name);
+		if (run_file_known(name))
+			fd = run_open_file(sb, parent->ctx, parent->run, name);
 		if (fd < 0)
 			goto out_noent;
 		close(fd);
 		n = node_synth(parent, name, N_RUN_FILE, sb, -1, parent->run);
+		break;
+	}
+	case N_CONTEXTS:
+		if (!ctx_exists(sb, name))
+			goto out_noent;
+		n = node_synth(parent, name, N_CTX, sb, -1, 0);
+		break;
+	case N_CTX:
+		if (!ctx_exists(sb, parent->ctx))
+			goto out_noent;
+		for (size_t i = 0; i < CTX_FILES_COUNT; i++) {
+			const struct sbx_file *f = &ctx_files[i];
+
+			if (strcmp(f->name, name))
+				continue;
+			if (f->kind == N_SBX_EXIT) {
+				int fd;
+
+				if (notify_is_self(req))
+					goto out_noent;
+				fd = run_open_latest(sb, parent->ctx, "exit");
+				if (fd < 0)
+					goto out_noent;
+				close(fd);
+			}
+			n = node_synth(parent, name, f->kind, sb, f->lang, 0);
+			break;
+		}
+		if (!n)
+			goto out_noent;
+		break;
+	case N_RESULTS: {
+		char *dash = strchr(name, '-'), numtext[32];
+		uint64_t num;
+		int fd;
+
+		if (!dash || (size_t)(dash - name) >= sizeof(numtext) || strncmp(dash + 1, "figure-", 7))
+			goto out_noent;
+		memcpy(numtext, name, (size_t)(dash - name));
+		numtext[dash - name] = '\0';
+		if (run_number(numtext, &num) || !run_file_known(dash + 1))
+			goto out_noent;
+		fd = run_open_file(sb, parent->ctx, num, dash + 1);
+		if (fd < 0)
+			goto out_noent;
+		close(fd);
+		n = node_synth(parent, name, N_RESULT_FILE, sb, -1, num);
 		break;
 	}
 	default:
@@ -356,12 +434,53 @@ void synth_readdir(fuse_req_t req, struct node *n, size_t size, off_t off, bool 
 					continue;
 				close(fd);
 			}
-			dirbuf_add(req, &b, f->name, 8 + i, f->kind == N_RUNS || f->kind == N_PT);
+			dirbuf_add(req, &b, f->name, 8 + i, f->kind == N_RUNS || f->kind == N_PT || f->kind == N_CONTEXTS);
 		}
 		break;
+	case N_CONTEXTS: {
+		char **names = ctx_names(n->sb);
+
+		for (char **p = names; p && *p; p++)
+			dirbuf_add(req, &b, *p, 50, true);
+		ctl_strv_free(names);
+		break;
+	}
+	case N_CTX:
+		for (size_t i = 0; i < CTX_FILES_COUNT; i++) {
+			const struct sbx_file *f = &ctx_files[i];
+
+			if (f->kind == N_SBX_EXIT) {
+				int fd = run_open_latest(n->sb, n->ctx, "exit");
+
+				if (fd < 0)
+					continue;
+				close(fd);
+			}
+			dirbuf_add(req, &b, f->name, 51 + i, f->kind == N_RUNS || f->kind == N_RESULTS);
+		}
+		break;
+	case N_RESULTS: {
+		size_t count;
+		uint64_t *runs = run_history(n->sb, n->ctx, &count);
+		char name[128];
+
+		for (size_t i = 0; i < count; i++) {
+			char **extra = run_extra_files(n->sb, n->ctx, runs[i]);
+
+			for (char **p = extra; p && *p; p++) {
+				if (strncmp(*p, "figure-", 7))
+					continue;
+				snprintf(name, sizeof(name), "%llu-%s", (unsigned long long)runs[i], *p);
+				dirbuf_add(req, &b, name, 70, false);
+			}
+			ctl_strv_free(extra);
+		}
+		free(runs);
+		break;
+	}
 	case N_RUNS: {
 		size_t count;
-		uint64_t *runs = run_history(n->sb, NULL, &count);
+		uint64_t *runs = run_history(n->sb, n->ctx, &count);
 		char name[32];
 
 		for (size_t i = 0; i < count; i++) {
@@ -371,16 +490,22 @@ void synth_readdir(fuse_req_t req, struct node *n, size_t size, off_t off, bool 
 		free(runs);
 		break;
 	}
-	case N_RUN:
+	case N_RUN: {
+		char **extra = run_extra_files(n->sb, n->ctx, n->run);
+
 		for (size_t i = 0; i < RUN_FILES_COUNT; i++) {
-			int fd = run_open_file(n->sb, NULL, n->run, run_file_names[i]);
+			int fd = run_open_file(n->sb, n->ctx, n->run, run_file_names[i]);
 
 			if (fd < 0)
 				continue;
 			close(fd);
 			dirbuf_add(req, &b, run_file_names[i], 41, false);
 		}
+		for (char **p = extra; p && *p; p++)
+			dirbuf_add(req, &b, *p, 42, false);
+		ctl_strv_free(extra);
 		break;
+	}
 	default:
 		free(b.p);
 		fuse_reply_err(req, ENOTDIR);
@@ -466,7 +591,7 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	case N_SBX_RUN:
 		if (acc == O_RDONLY) {
 			size_t len = 0;
-			char *code = run_last_code(n->sb, NULL, (enum run_lang)n->lang, &len);
+			char *code = run_last_code(n->sb, n->ctx, (enum run_lang)n->lang, &len);
 
 			h->data = code;
 			h->len = code ? len : 0;
@@ -476,8 +601,11 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	case N_SBX_STDERR:
 	case N_SBX_EXIT:
 	case N_RUN_FILE:
+	case N_CTX_RESULT:
+	case N_RESULT_FILE:
 		h->fd = node_backing_fd(n);
-		if (h->fd == -ENOENT && (n->kind == N_SBX_STDOUT || n->kind == N_SBX_STDERR)) {
+		if (h->fd == -ENOENT &&
+		    (n->kind == N_SBX_STDOUT || n->kind == N_SBX_STDERR || n->kind == N_CTX_RESULT)) {
 			h->fd = -1;
 			break;
 		}
@@ -555,7 +683,7 @@ void synth_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		if (!run_wait_idle(n->sb, NULL, &p->waiter))
+		if (!run_wait_idle(n->sb, n->ctx, &p->waiter))
 			pending_answer_now(p, 0);
 		return;
 	}
@@ -657,10 +785,12 @@ static int commit_written(struct handle *h, fuse_req_t req)
 	case N_SBX_RUN: {
 		struct pending *p = req ? pending_new(req, PENDING_FLUSH, h, 0) : NULL;
 
-		ret = run_submit(n->sb, NULL, (enum run_lang)n->lang, data, len, p ? &p->waiter : NULL, &err);
+		ret = run_submit(n->sb, n->ctx, (enum run_lang)n->lang, data, len, p ? &p->waiter : NULL, &err);
 		if (ret) {
-			if (p)
+			if (p) {
+				fuse_req_interrupt_func(req, NULL, NULL);
 				free(p);
+			}
 			ctl_log_error(fs.ctl, run_lang_file((enum run_lang)n->lang), "(run)", 5, err.msg);
 			return ret;
 		}
@@ -676,7 +806,7 @@ static int commit_written(struct handle *h, fuse_req_t req)
 		}
 		break;
 	case N_SBX_STDIN:
-		ret = run_set_stdin(n->sb, NULL, data, len);
+		ret = run_set_stdin(n->sb, n->ctx, data, len);
 		break;
 	default:
 		break;
@@ -715,6 +845,24 @@ void synth_mkdir(fuse_req_t req, struct node *parent, const char *name)
 	struct node *n;
 	int ret;
 
+	if (parent->kind == N_CONTEXTS) {
+		ret = ctx_create(parent->sb, name, &err);
+		if (ret) {
+			char where[128];
+
+			snprintf(where, sizeof(where), "/%s/contexts (mkdir)", sandbox_name(parent->sb));
+			ctl_log_error(fs.ctl, where, name, strlen(name), err.msg);
+			fuse_reply_err(req, -ret);
+			return;
+		}
+		n = node_synth(parent, name, N_CTX, parent->sb, -1, 0);
+		if (!n) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		reply_entry(req, n);
+		return;
+	}
 	if (parent->kind != N_ROOT) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -744,6 +892,11 @@ void synth_rmdir(fuse_req_t req, struct node *parent, const char *name)
 	struct sbx_err err = { 0 };
 	int ret;
 
+	if (parent->kind == N_CONTEXTS) {
+		ret = ctx_destroy(parent->sb, name, &err);
+		fuse_reply_err(req, ret ? -ret : 0);
+		return;
+	}
 	if (parent->kind != N_ROOT) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -764,7 +917,7 @@ void synth_create(fuse_req_t req, struct node *parent, const char *name, struct 
 	struct handle *h;
 	struct node *n;
 
-	if (parent->kind != N_SBX || strcmp(name, "exit") || !notify_is_self(req)) {
+	if ((parent->kind != N_SBX && parent->kind != N_CTX) || strcmp(name, "exit") || !notify_is_self(req)) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}

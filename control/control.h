@@ -41,6 +41,12 @@ void ctl_close(struct sbx_ctl *ctl);
 void ctl_set_announcer(struct sbx_ctl *ctl, void (*announce)(const char *name, const char *ctx, void *arg),
 		       void *arg);
 
+/*
+ * Called (from any thread) after a sandbox was killed and left the registry,
+ * so the FUSE layer can make the kernel drop what it caches under NAME/.
+ */
+void ctl_set_gone_hook(struct sbx_ctl *ctl, void (*gone)(const char *name, void *arg), void *arg);
+
 /* Registry. ctl_sandbox_get returns a reference (or NULL); drop it with sandbox_put. */
 struct sandbox *ctl_sandbox_get(struct sbx_ctl *ctl, const char *name);
 void sandbox_ref(struct sandbox *sb);

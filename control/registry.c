@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static void tell_gone(struct sbx_ctl *ctl, const char *name);
+
 static const char *const reserved_names[] = { "README", "ctl", "errors", "templates", NULL };
 
 bool ctl_name_reserved(const char *name)
@@ -318,6 +320,7 @@ int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err
 		return ret;
 	}
 	rm_rf(sb->dir);
+	tell_gone(ctl, sb->name);
 	return 0;
 }
 
@@ -353,6 +356,27 @@ const struct sbx_template_info *const *ctl_templates(struct sbx_ctl *ctl)
 const char *ctl_backend_name(struct sbx_ctl *ctl)
 {
 	return ctl->ops->name;
+}
+
+void ctl_set_gone_hook(struct sbx_ctl *ctl, void (*gone)(const char *name, void *arg), void *arg)
+{
+	pthread_mutex_lock(&ctl->lock);
+	ctl->gone = gone;
+	ctl->gone_arg = arg;
+	pthread_mutex_unlock(&ctl->lock);
+}
+
+static void tell_gone(struct sbx_ctl *ctl, const char *name)
+{
+	void (*gone)(const char *, void *);
+	void *arg;
+
+	pthread_mutex_lock(&ctl->lock);
+	gone = ctl->gone;
+	arg = ctl->gone_arg;
+	pthread_mutex_unlock(&ctl->lock);
+	if (gone)
+		gone(name, arg);
 }
 
 void ctl_set_announcer(struct sbx_ctl *ctl, void (*announce)(const char *name, const char *ctx, void *arg),

@@ -82,6 +82,8 @@ struct sbx_ctl {
 
 	void (*announce)(const char *name, const char *ctx, void *arg);
 	void *announce_arg;
+	void (*gone)(const char *name, void *arg);
+	void *gone_arg;
 };
 
 /* registry.c */

@@ -112,6 +112,7 @@ void watch_stop(void);
 int notify_start(void);
 void notify_stop(void);
 void notify_announce(const char *name, const char *ctx, void *arg);
+void notify_gone(const char *name, void *arg);
 /* Whether the request comes from the notifier thread itself. */
 bool notify_is_self(fuse_req_t req);
 

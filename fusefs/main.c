@@ -274,8 +274,10 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "sbxfs: cannot mount on '%s'\n", mnt_abs);
 		goto out_signals;
 	}
-	if (notify_start() == 0)
+	if (notify_start() == 0) {
 		ctl_set_announcer(fs.ctl, notify_announce, NULL);
+		ctl_set_gone_hook(fs.ctl, notify_gone, NULL);
+	}
 	daemon_ready(notify_fd, 0);
 	notify_fd = -1;
 
@@ -288,6 +290,7 @@ int main(int argc, char *argv[])
 	fuse_loop_cfg_destroy(loop);
 
 	ctl_set_announcer(fs.ctl, NULL, NULL);
+	ctl_set_gone_hook(fs.ctl, NULL, NULL);
 	notify_stop();
 	fuse_session_unmount(fs.se);
 out_signals:

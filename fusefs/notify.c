@@ -19,7 +19,8 @@
 
 struct note {
 	struct note *next;
-	char path[4200];
+	bool gone;          /* a killed sandbox: drop the kernel's entry of NAME */
+	char path[4200];    /* the exit file to create, or NAME when gone */
 };
 
 static pthread_mutex_t note_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -55,9 +56,14 @@ static void *notify_main(void *arg)
 		if (!notes_head)
 			notes_tail = NULL;
 		pthread_mutex_unlock(&note_lock);
-		fd = open(n->path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
-		if (fd >= 0)
-			close(fd);
+		if (n->gone) {
+			/* Lets the kernel forget NAME/ and files/ below it, closing our fds on its mounts. */
+			fuse_lowlevel_notify_inval_entry(fs.se, FUSE_ROOT_ID, n->path, strlen(n->path));
+		} else {
+			fd = open(n->path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+			if (fd >= 0)
+				close(fd);
+		}
 		free(n);
 		pthread_mutex_lock(&note_lock);
 	}
@@ -93,17 +99,8 @@ void notify_stop(void)
 	note_running = false;
 }
 
-void notify_announce(const char *name, const char *ctx, void *arg)
+static void note_queue(struct note *n)
 {
-	struct note *n = calloc(1, sizeof(*n));
-
-	(void)arg;
-	if (!n)
-		return;
-	if (ctx)
-		snprintf(n->path, sizeof(n->path), "%s/%s/contexts/%s/exit", fs.mountpoint, name, ctx);
-	else
-		snprintf(n->path, sizeof(n->path), "%s/%s/exit", fs.mountpoint, name);
 	pthread_mutex_lock(&note_lock);
 	if (note_stop) {
 		pthread_mutex_unlock(&note_lock);
@@ -117,4 +114,30 @@ void notify_announce(const char *name, const char *ctx, void *arg)
 	notes_tail = n;
 	pthread_cond_signal(&note_cond);
 	pthread_mutex_unlock(&note_lock);
+}
+
+void notify_gone(const char *name, void *arg)
+{
+	struct note *n = calloc(1, sizeof(*n));
+
+	(void)arg;
+	if (!n)
+		return;
+	n->gone = true;
+	snprintf(n->path, sizeof(n->path), "%s", name);
+	note_queue(n);
+}
+
+void notify_announce(const char *name, const char *ctx, void *arg)
+{
+	struct note *n = calloc(1, sizeof(*n));
+
+	(void)arg;
+	if (!n)
+		return;
+	if (ctx)
+		snprintf(n->path, sizeof(n->path), "%s/%s/contexts/%s/exit", fs.mountpoint, name, ctx);
+	else
+		snprintf(n->path, sizeof(n->path), "%s/%s/exit", fs.mountpoint, name);
+	note_queue(n);
 }

@@ -113,6 +113,8 @@ int notify_start(void);
 void notify_stop(void);
 void notify_announce(const char *name, const char *ctx, void *arg);
 void notify_gone(const char *name, void *arg);
+/* Set around an rmdir of NAME: its invalidation then goes through the notifier thread. */
+void notify_defer_gone(bool on);
 /* Whether the request comes from the notifier thread itself. */
 bool notify_is_self(fuse_req_t req);
 

@@ -116,11 +116,28 @@ static void note_queue(struct note *n)
 	pthread_mutex_unlock(&note_lock);
 }
 
+static __thread bool gone_deferred;
+
+void notify_defer_gone(bool on)
+{
+	gone_deferred = on;
+}
+
 void notify_gone(const char *name, void *arg)
 {
-	struct note *n = calloc(1, sizeof(*n));
+	struct note *n;
 
 	(void)arg;
+	/*
+	 * At once, so `test -d NAME` right after a kill fails: the kernel may
+	 * cache NAME for a second. Not from inside rmdir, where the kernel holds
+	 * the root's lock that the invalidation needs (it drops NAME itself).
+	 */
+	if (!gone_deferred && fs.se) {
+		fuse_lowlevel_notify_inval_entry(fs.se, FUSE_ROOT_ID, name, strlen(name));
+		return;
+	}
+	n = calloc(1, sizeof(*n));
 	if (!n)
 		return;
 	n->gone = true;

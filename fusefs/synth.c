@@ -132,6 +132,26 @@ int synth_stat(struct node *n, struct stat *st)
 	return 0;
 }
 
+/*
+ * How long the kernel may keep an entry and its attributes. Sandbox
+ * directories and the root's fixed files change only when the daemon says so
+ * (a kill invalidates NAME), so `ls -l` of a large root costs no lookups;
+ * everything else is asked again every time.
+ */
+static double synth_timeout(const struct node *n)
+{
+	switch (n->kind) {
+	case N_ROOT_README:
+	case N_ROOT_CTL:
+	case N_ROOT_ERRORS:
+	case N_TEMPLATES:
+	case N_SBX:
+		return 1.0;
+	default:
+		return 0;
+	}
+}
+
 static void reply_entry(fuse_req_t req, struct node *n)
 {
 	struct fuse_entry_param e;
@@ -145,8 +165,8 @@ static void reply_entry(fuse_req_t req, struct node *n)
 		return;
 	}
 	e.ino = node_ino(n);
-	e.attr_timeout = 0;
-	e.entry_timeout = 0;
+	e.attr_timeout = synth_timeout(n);
+	e.entry_timeout = synth_timeout(n);
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		node_forget(n, 1);
 }
@@ -348,7 +368,7 @@ void synth_getattr(fuse_req_t req, struct node *n)
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
-		fuse_reply_attr(req, &st, 0);
+		fuse_reply_attr(req, &st, synth_timeout(n));
 }
 
 void synth_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set)
@@ -368,10 +388,18 @@ void synth_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set
 
 /* ---- readdir ---- */
 
+/*
+ * Directory entries of a synthetic directory, from entry `off` on, as many as
+ * fit. Offsets are entry indexes (k + 1), the same in readdir and readdirplus:
+ * the kernel may mix both on one open directory.
+ */
 struct dirbuf {
 	char *p;
 	size_t size, len;
 	bool plus;
+	size_t index;
+	off_t off;
+	bool full;
 };
 
 static void dirbuf_add(fuse_req_t req, struct dirbuf *b, const char *name, fuse_ino_t ino, bool dir)
@@ -379,46 +407,108 @@ static void dirbuf_add(fuse_req_t req, struct dirbuf *b, const char *name, fuse_
 	struct stat st = { .st_ino = ino, .st_mode = dir ? S_IFDIR : S_IFREG };
 	/* In readdirplus, inode 0 tells the kernel "no attributes here; look it up". */
 	struct fuse_entry_param e = { .ino = 0, .attr = st };
-	size_t need = b->plus ? fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0)
-			      : fuse_add_direntry(req, NULL, 0, name, NULL, 0);
-	char *grown;
+	size_t idx = b->index++, need;
 
-	if (b->len + need > b->size) {
-		size_t size = (b->size ? b->size * 2 : 4096) + need;
-
-		grown = realloc(b->p, size);
-		if (!grown)
-			return;
-		b->p = grown;
-		b->size = size;
-	}
+	if ((off_t)idx < b->off || b->full || !b->p)
+		return;
 	if (b->plus)
-		fuse_add_direntry_plus(req, b->p + b->len, b->size - b->len, name, &e, (off_t)(b->len + need));
+		need = fuse_add_direntry_plus(req, b->p + b->len, b->size - b->len, name, &e, (off_t)(idx + 1));
 	else
-		fuse_add_direntry(req, b->p + b->len, b->size - b->len, name, &st, (off_t)(b->len + need));
-	b->len += need;
+		need = fuse_add_direntry(req, b->p + b->len, b->size - b->len, name, &st, (off_t)(idx + 1));
+	if (need > b->size - b->len)
+		b->full = true;
+	else
+		b->len += need;
+}
+
+/*
+ * readdirplus of the root gives full entries (a lookup each), so listing a
+ * root with many sandboxes takes one request, not one per sandbox. Entry k
+ * of [., .., README, ctl, errors, templates, sandboxes...] has offset k + 1,
+ * in readdir and readdirplus alike: the kernel mixes both on one open dir.
+ */
+static void root_readdir(fuse_req_t req, struct node *root, size_t size, off_t off, bool plus)
+{
+	static const struct { const char *name; enum node_kind kind; } fixed[] = {
+		{ "README", N_ROOT_README }, { "ctl", N_ROOT_CTL },
+		{ "errors", N_ROOT_ERRORS }, { "templates", N_TEMPLATES },
+	};
+	char **names = ctl_sandbox_names(fs.ctl), *buf = malloc(size ? size : 1);
+	size_t nfixed = sizeof(fixed) / sizeof(fixed[0]), used = 0, count = 2 + nfixed;
+
+	if (!buf) {
+		ctl_strv_free(names);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (char **p = names; p && *p; p++)
+		count++;
+	for (size_t k = (size_t)off; k < count; k++) {
+		struct fuse_entry_param e;
+		struct sandbox *sb = NULL;
+		struct node *child;
+		const char *name;
+		size_t need;
+
+		if (k < 2 || !plus) {
+			/* inode 0 in readdirplus: no lookup is counted */
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = FUSE_ROOT_ID + k;
+			e.attr.st_mode = k < 2 || k == 5 || k >= 2 + nfixed ? S_IFDIR | 0755 : S_IFREG | 0644;
+			name = k == 0 ? "." : k == 1 ? ".." : k < 2 + nfixed ? fixed[k - 2].name : names[k - 2 - nfixed];
+			need = plus ? fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)(k + 1))
+				    : fuse_add_direntry(req, buf + used, size - used, name, &e.attr, (off_t)(k + 1));
+			if (need > size - used)
+				break;
+			used += need;
+			continue;
+		}
+		if (k < 2 + nfixed) {
+			name = fixed[k - 2].name;
+			child = node_synth(root, name, fixed[k - 2].kind, NULL, -1, 0);
+		} else {
+			name = names[k - 2 - nfixed];
+			sb = ctl_sandbox_get(fs.ctl, name);
+			if (!sb)
+				continue;   /* killed meanwhile */
+			child = node_synth(root, name, N_SBX, sb, -1, 0);
+			sandbox_put(sb);
+		}
+		if (!child)
+			break;
+		memset(&e, 0, sizeof(e));
+		if (synth_stat(child, &e.attr)) {
+			node_forget(child, 1);
+			continue;
+		}
+		e.ino = node_ino(child);
+		e.attr_timeout = e.entry_timeout = synth_timeout(child);
+		need = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)(k + 1));
+		if (need > size - used) {
+			node_forget(child, 1);
+			break;
+		}
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+	ctl_strv_free(names);
 }
 
 void synth_readdir(fuse_req_t req, struct node *n, size_t size, off_t off, bool plus)
 {
-	struct dirbuf b = { .plus = plus };
+	struct dirbuf b = { .plus = plus, .size = size, .off = off };
+
+	if (n->kind == N_ROOT) {
+		root_readdir(req, n, size, off, plus);
+		return;
+	}
+	b.p = malloc(size ? size : 1);
 
 	/* Unknown inode numbers are fine in readdir: lookup gives the real ones. */
 	dirbuf_add(req, &b, ".", node_ino(n), true);
 	dirbuf_add(req, &b, "..", 1, true);
 	switch (n->kind) {
-	case N_ROOT: {
-		char **names = ctl_sandbox_names(fs.ctl);
-
-		dirbuf_add(req, &b, "README", 2, false);
-		dirbuf_add(req, &b, "ctl", 3, false);
-		dirbuf_add(req, &b, "errors", 4, false);
-		dirbuf_add(req, &b, "templates", 5, true);
-		for (char **p = names; p && *p; p++)
-			dirbuf_add(req, &b, *p, 6, true);
-		ctl_strv_free(names);
-		break;
-	}
 	case N_TEMPLATES:
 		for (const struct sbx_template_info *const *t = ctl_templates(fs.ctl); t && *t; t++)
 			dirbuf_add(req, &b, (*t)->name, 7, false);
@@ -511,10 +601,10 @@ void synth_readdir(fuse_req_t req, struct node *n, size_t size, off_t off, bool 
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	if ((size_t)off < b.len)
-		fuse_reply_buf(req, b.p + off, b.len - (size_t)off < size ? b.len - (size_t)off : size);
+	if (!b.p)
+		fuse_reply_err(req, ENOMEM);
 	else
-		fuse_reply_buf(req, NULL, 0);
+		fuse_reply_buf(req, b.p, b.len);
 	free(b.p);
 }
 
@@ -905,7 +995,9 @@ void synth_rmdir(fuse_req_t req, struct node *parent, const char *name)
 		fuse_reply_err(req, strcmp(name, "templates") == 0 ? EBUSY : ENOTDIR);
 		return;
 	}
+	notify_defer_gone(true);
 	ret = ctl_kill(fs.ctl, name, &err);
+	notify_defer_gone(false);
 	if (ret)
 		ctl_log_error(fs.ctl, "/ (rmdir)", name, strlen(name), err.msg);
 	fuse_reply_err(req, ret ? -ret : 0);

@@ -908,12 +908,15 @@ int run_open_file(struct sandbox *sb, const char *ctx, uint64_t n, const char *w
 char **run_extra_files(struct sandbox *sb, const char *ctx, uint64_t n)
 {
 	char base[4200], path[4400];
-	char **names = calloc(2, sizeof(char *));
+	char **names = calloc(3, sizeof(char *));
 	size_t count = 0;
 	struct stat st;
 
 	if (!names || queue_dir(sb, ctx, base, sizeof(base)))
 		return names;
+	snprintf(path, sizeof(path), "%s/runs/%llu/stdin", base, (unsigned long long)n);
+	if (stat(path, &st) == 0)
+		names[count++] = strdup("stdin");
 	snprintf(path, sizeof(path), "%s/runs/%llu/result", base, (unsigned long long)n);
 	if (stat(path, &st) == 0)
 		names[count++] = strdup("result");

@@ -189,7 +189,7 @@ static bool run_file_known(const char *name)
 	for (size_t i = 0; i < RUN_FILES_COUNT; i++)
 		if (strcmp(name, run_file_names[i]) == 0)
 			return true;
-	if (strcmp(name, "result") == 0)
+	if (strcmp(name, "result") == 0 || strcmp(name, "stdin") == 0)
 		return true;
 	return len > 11 && strncmp(name, "figure-", 7) == 0 && strcmp(name + len - 4, ".png") == 0 &&
 	       !strchr(name, '/');
@@ -373,7 +373,6 @@ void synth_getattr(fuse_req_t req, struct node *n)
 
 void synth_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set)
 {
-	(void)attr;
 	/* Truncation of a writable file is what `>` does before writing: accept it. */
 	if ((to_set & FUSE_SET_ATTR_SIZE) && !is_writable_kind(n->kind)) {
 		fuse_reply_err(req, EACCES);
@@ -383,6 +382,9 @@ void synth_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	/* `: > stdin` empties it: the truncation is the whole write. */
+	if ((to_set & FUSE_SET_ATTR_SIZE) && n->kind == N_SBX_STDIN && attr->st_size == 0)
+		run_set_stdin(n->sb, n->ctx, "", 0);
 	synth_getattr(req, n);
 }
 
@@ -736,6 +738,19 @@ void synth_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
 	struct node *n = h->node;
 
+	if (h->fd < 0 && (n->kind == N_SBX_STDOUT || n->kind == N_SBX_STDERR)) {
+		/* Opened before the first run (a follower started early): take the run once there is one. */
+		int fd = node_backing_fd(n);
+
+		pthread_mutex_lock(&h->lock);
+		if (fd >= 0 && h->fd < 0) {
+			h->fd = fd;
+			fd = -1;
+		}
+		pthread_mutex_unlock(&h->lock);
+		if (fd >= 0)
+			close(fd);
+	}
 	if (h->fd >= 0) {
 		char *buf = malloc(size ? size : 1);
 		ssize_t got;

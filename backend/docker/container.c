@@ -135,7 +135,13 @@ int dk_container_create(struct sbx_instance *inst, const char *image, const stru
 int dk_container_start(struct sbx_instance *inst, struct sbx_err *err)
 {
 	/* 304: already running, which is what was asked for. */
-	return dk_call(inst, "POST", "/start", NULL, DK_TIMEOUT_LONG_MS, NULL, err);
+	int r = dk_call(inst, "POST", "/start", NULL, DK_TIMEOUT_LONG_MS, NULL, err);
+
+	/* A cached `stopped` (a run starting the container again) is stale now. */
+	pthread_mutex_lock(&inst->lock);
+	inst->cached_at_ns = 0;
+	pthread_mutex_unlock(&inst->lock);
+	return r;
 }
 
 int dk_container_remove(struct sbx_instance *inst, struct sbx_err *err)

@@ -621,12 +621,20 @@ static int dk_kill_remote(struct sbx_proc *p, int sig)
 	struct json_object *o = json_object_new_object(), *cmd = json_object_new_array();
 	struct dk_resp resp = {0};
 	struct sbx_err err = {0};
-	char script[512], path[160], id[72];
+	char script[1280], path[160], id[72];
 	int r;
 
+	/* The program's pid from DIR/pid; then, as dk_kill_tree does on a local engine, every
+	 * descendant of it (PPid in /proc, walked until no more are found, before anything is
+	 * signalled so none is orphaned first) and its process group. */
 	snprintf(script, sizeof(script),
 		 "i=0; while [ ! -s %s/pid ] && [ $i -lt 50 ]; do sleep 0.02; i=$((i+1)); done; "
-		 "p=$(cat %s/pid 2>/dev/null) || exit 0; kill -%d -$p 2>/dev/null || kill -%d $p",
+		 "p=$(cat %s/pid 2>/dev/null) || exit 0; t=\" $p \"; n=0; "
+		 "while [ $n -ne ${#t} ]; do n=${#t}; for s in /proc/[0-9]*/status; do "
+		 "q=${s#/proc/}; q=${q%%/status}; case $t in *\" $q \"*) continue;; esac; v=; "
+		 "{ while read -r k v; do [ \"$k\" = PPid: ] && break; v=; done <\"$s\"; } 2>/dev/null; "
+		 "case $t in *\" $v \"*) t=\"$t$q \";; esac; done; done; "
+		 "kill -%d -$p 2>/dev/null; kill -%d $t 2>/dev/null; exit 0",
 		 p->dir, p->dir, sig, sig);
 	json_object_array_add(cmd, json_object_new_string("/bin/sh"));
 	json_object_array_add(cmd, json_object_new_string("-c"));

@@ -9,6 +9,9 @@ Fixtures:
                  checked after every test: daemon alive, nothing bad on its stderr
   box            factory: box(*"key=value") creates a sandbox on `mount`, killed afterwards
   mount_factory  factory for private mounts: mount_factory(**opts) (parametrised by backend)
+Markers: @pytest.mark.backend_gap(BACKEND, REASON) - the test cannot pass on BACKEND (a
+difference listed in docs/docker-backend.md); there it must fail (strict xfail). Other
+modules' gaps are in BACKEND_GAPS below.
 Every test has a deadline (default 60 s, @pytest.mark.deadline(S) to change):
 when it passes, the daemons are SIGKILLed so a hung FUSE call returns, and the
 test fails.
@@ -27,6 +30,24 @@ from sbxtest import FAULT_RE, Mount, MountError
 
 DEFAULT_DEADLINE = 60.0
 _own_basetemp = []
+_stray_containers = []
+
+# Tests of other modules that cannot pass on a backend, with the reason; each is in the
+# table "Differences from local" of docs/docker-backend.md. A test module of one's own
+# says the same with @pytest.mark.backend_gap(BACKEND, REASON). On that backend the test
+# still runs and must fail (xfail, strict): when the gap closes it passes, the suite
+# fails, and this table and the docs are brought up to date.
+_WATCH_GAP = ("watch stays empty: fusefs/watch.c marks the filesystem of the sandbox's overlay "
+              "upper directory and refuses the host's own, which holds the engine's data root")
+BACKEND_GAPS = {
+    ("docker", "test_watch.py::test_lines_for_changes_inside["): _WATCH_GAP,
+    ("docker", "test_watch.py::test_size_grows_and_backlog_is_readable["): _WATCH_GAP,
+    ("docker", "test_watch.py::test_changes_through_files_are_not_reported["): _WATCH_GAP,
+    ("docker", "test_watch.py::test_blocked_read_is_interruptible_and_holds_no_thread["):
+        _WATCH_GAP,
+    ("docker", "test_editors.py::test_git_workflow["):
+        "the docker default image has no git (a trimmed image; SBXFS_ROOTFS_EXTRA=git adds it)",
+}
 
 
 def pytest_configure(config):
@@ -37,6 +58,31 @@ def pytest_configure(config):
         config.option.basetemp = tempfile.mkdtemp(prefix="sbxfs-pytest-")
         _own_basetemp.append(config.option.basetemp)
 
+
+
+def item_backend(item):
+    """The backend a collected test runs on, or None for a test without a mount."""
+    cs = getattr(item, "callspec", None)
+    if cs is None:
+        return None
+    for fx in ("_module_mounts", "mount_factory"):
+        if fx in cs.params:
+            return cs.params[fx]
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        be = item_backend(item)
+        if be is None:
+            continue
+        reasons = [m.args[1] for m in item.iter_markers("backend_gap") if m.args[0] == be]
+        nodeid = item.nodeid.rsplit("/", 1)[-1]
+        reasons += [r for (b, prefix), r in BACKEND_GAPS.items()
+                    if b == be and nodeid.startswith(prefix)]
+        if reasons:
+            item.add_marker(pytest.mark.xfail(reason="%s: %s" % (be, "; ".join(reasons)),
+                                              strict=True))
 
 
 def _faults(text):
@@ -225,6 +271,21 @@ def pytest_sessionfinish(session, exitstatus):
                 sbxtest.unmount(pt)
             except Exception:
                 pass
+    if base and "docker" in sbxtest.backends():
+        # containers of this session's sandboxes (their state directory is under base)
+        # must be gone: remove any, and fail the session for it
+        eng = sbxtest.Engine.of()
+        try:
+            stray = [c for c in eng.containers("sbxfs=1")
+                     if c["Labels"].get("sbxfs.state_root", "").startswith(base + "/")]
+        except (OSError, AssertionError):
+            stray = []
+        for c in stray:
+            eng.call("DELETE", "/containers/%s?force=1&v=1" % c["Id"])
+        if stray:
+            _stray_containers.extend("%s (%s)" % (c["Names"][0], c["Labels"].get("sbxfs.name"))
+                                     for c in stray)
+            session.exitstatus = 1
     if _own_basetemp:
         left = [p for p in sbxtest.mountinfo_points() if p.startswith(_own_basetemp[0] + "/")]
         if exitstatus == 0 and not left:
@@ -232,6 +293,9 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _stray_containers:
+        terminalreporter.write_line("FAILED: sbxfs containers left on the engine after the "
+                                    "session (removed now): " + ", ".join(_stray_containers))
     if _own_basetemp and os.path.exists(_own_basetemp[0]):
         terminalreporter.write_line("sbxfs test directory (daemon logs): %s" % _own_basetemp[0])
 

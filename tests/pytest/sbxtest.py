@@ -6,13 +6,16 @@ and by the test modules; the standard library only.
 """
 
 import errno
+import http.client
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -230,7 +233,14 @@ class Sandbox:
         return b
 
     def state_paths(self):
-        return self.mount.state_paths(self.name, self.info()["id"])
+        """What of this sandbox is on the host, to check that a kill removes it: its entries
+        under the state directory and, on docker, its container's own directories of the
+        engine (container dir, overlay2 layer and its -init layer; see docker_footprint)."""
+        sid = self.info()["id"]
+        paths = self.mount.state_paths(self.name, sid)
+        if self.mount.backend == "docker":
+            paths += docker_footprint(self.mount, sid)
+        return paths
 
 
 class Mount:
@@ -442,7 +452,10 @@ def host_pids_with_arg(arg):
 
 
 def leftovers(mount, name, sid, state_paths):
-    """What of a killed sandbox is still on the host: a list of strings."""
+    """What of a killed sandbox is still on the host: a list of strings.
+    On docker the cgroups are the engine's, named by the container's id (the basename
+    of its container directory, which Sandbox.state_paths() lists), and the engine
+    must not know a container labelled with the sandbox's id any more."""
     left = []
     if name in mount.listing():
         left.append("%s still listed at the root" % name)
@@ -450,8 +463,14 @@ def leftovers(mount, name, sid, state_paths):
     for line in mountinfo_lines():
         if any(n in line for n in needles):
             left.append("mount: " + line)
-    left += ["cgroup: " + d for d in cgroup_dirs_of(sid)]
-    left += ["process %d still in the sandbox's cgroup" % p for p in pids_in_cgroup_of(sid)]
+    keys = [sid] + [os.path.basename(p) for p in state_paths
+                    if re.fullmatch(r"[0-9a-f]{64}", os.path.basename(p))]
+    for k in keys:
+        left += ["cgroup: " + d for d in cgroup_dirs_of(k)]
+        left += ["process %d still in the sandbox's cgroup" % p for p in pids_in_cgroup_of(k)]
+    if mount.backend == "docker":
+        left += ["container: %s %s" % (c["Names"], c["State"])
+                 for c in Engine.of(mount).containers("sbxfs.id=" + sid)]
     left += ["state: " + p for p in state_paths if os.path.lexists(p)]
     left += ["state: " + p for p in mount.state_paths(name, sid)]
     return left
@@ -467,3 +486,121 @@ def assert_gone(mount, name, sid, state_paths, timeout=5.0):
             break
         time.sleep(0.2)
     assert not left, "killed sandbox %s (id %s) left behind:\n  %s" % (name, sid, "\n  ".join(left))
+
+
+# -- backend differences the tests assert (docs/docker-backend.md, "Differences from local") --
+
+def processes(b):
+    """The processes a run sees in sandbox b (ps inside it, from the run's own shell):
+    a list of (pid, ppid, comm, args), without the backend's own machinery:
+      docker: pid 1 /sbin/docker-init (the engine's tini), its child `sleep infinity`
+              that keeps the container up, and the `/bin/sh -c ... sbxfs-run` wrapper
+              of this run (exec.c); they are asserted to be there, as documented.
+      local:  nothing is left out (pid 1 bwrap and the sbxfs-agent stay in the list)."""
+    r = b.run("sh", "ps -eo pid=,ppid=,comm=,args=\n")
+    assert r.exit == 0, r
+    procs = []
+    for line in r.stdout.splitlines():
+        f = line.split(None, 3)
+        if len(f) >= 3:
+            procs.append((int(f[0]), int(f[1]), f[2], f[3] if len(f) > 3 else ""))
+    if b.mount.backend != "docker":
+        return procs
+    init = [p for p in procs if p[0] == 1]
+    assert init and init[0][2] == "docker-init", "pid 1 of a docker sandbox: %s" % procs
+    keeper = [p for p in procs if p[1] == 1 and p[3] == "sleep infinity"]
+    assert len(keeper) == 1, "the container's `sleep infinity` under tini: %s" % procs
+    wrapper = [p for p in procs if p[2] == "sh" and " sbxfs-run " in p[3]]
+    assert wrapper, "the run's sbxfs-run wrapper: %s" % procs
+    drop = {init[0][0], keeper[0][0]} | {p[0] for p in wrapper}
+    return [p for p in procs if p[0] not in drop]
+
+
+class Engine:
+    """A Docker Engine API client on the standard library: unix:// or tcp://."""
+
+    def __init__(self, url):
+        self.url = url
+
+    @classmethod
+    def of(cls, mount=None):
+        return cls(docker_host(mount))
+
+    def _conn(self, timeout):
+        if self.url.startswith("unix://"):
+            path = self.url[len("unix://"):]
+
+            class UnixConn(http.client.HTTPConnection):
+                def connect(self):
+                    self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    self.sock.settimeout(timeout)
+                    self.sock.connect(path)
+            return UnixConn("docker", timeout=timeout)
+        hostport = self.url.split("://", 1)[-1].rstrip("/")
+        return http.client.HTTPConnection(hostport, timeout=timeout)
+
+    def call(self, method, path, body=None, timeout=30):
+        """(status, parsed JSON or None)."""
+        c = self._conn(timeout)
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            c.request(method, path, body=data,
+                      headers={"Content-Type": "application/json"} if data else {})
+            resp = c.getresponse()
+            raw = resp.read()
+        finally:
+            c.close()
+        try:
+            return resp.status, (json.loads(raw) if raw.strip() else None)
+        except ValueError:
+            return resp.status, raw.decode("utf-8", "replace")
+
+    def answers(self):
+        try:
+            return self.call("GET", "/_ping", timeout=3)[0] == 200
+        except OSError:
+            return False
+
+    def containers(self, *labels):
+        """Every container (running or not) with all these labels (KEY or KEY=VALUE)."""
+        q = json.dumps({"label": list(labels)})
+        st, out = self.call("GET", "/containers/json?all=1&filters=" +
+                            urllib.parse.quote(q))
+        assert st == 200, (st, out)
+        return out
+
+    def inspect(self, name):
+        """The container's inspect JSON, or None when the engine has no such container."""
+        st, out = self.call("GET", "/containers/%s/json" % name)
+        if st == 404:
+            return None
+        assert st == 200, (st, out)
+        return out
+
+
+def docker_host(mount=None):
+    """The engine a docker mount talks to: its docker_host= option, else $DOCKER_HOST,
+    else the engine's default socket (as the daemon decides, docs/docker-backend.md)."""
+    if mount is not None and mount.opts.get("docker_host"):
+        return mount.opts["docker_host"]
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def docker_footprint(mount, sid):
+    """The host paths of a docker sandbox's container (a local engine only): its container
+    directory (named by the container's id) and its overlay2 layer directories."""
+    if not docker_host(mount).startswith("unix://"):
+        return []
+    c = Engine.of(mount).inspect("sbxfs-" + sid)
+    if not c:
+        return []
+    paths = []
+    data = (c.get("GraphDriver") or {}).get("Data") or {}
+    for k in ("UpperDir", "MergedDir"):
+        if data.get(k):
+            layer = os.path.dirname(data[k])
+            paths += [layer, layer + "-init"]
+    # the container's own directory: .../containers/CID (beside its hostname file)
+    if c.get("HostnamePath"):
+        paths.append(os.path.dirname(c["HostnamePath"]))
+    return sorted(set(p for p in paths if os.path.lexists(p)))

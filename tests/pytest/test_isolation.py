@@ -138,9 +138,17 @@ grep -c ' /tmp/x ' /proc/self/mounts
 
 def test_mount_and_unshare_fail(sb):
     r = sb.run("sh", MOUNT_UNSHARE_SH)
-    assert "no-mount" not in r.stdout and "no-unshare" not in r.stdout, r
     vals = dict(l.split("=") for l in r.stdout.splitlines() if "=" in l)
-    for k in ("mount", "unshare_U", "unshare_n", "unshare_m"):
+    tools = ("mount", "unshare_U", "unshare_n", "unshare_m")
+    if sb.mount.backend == "docker":
+        # The docker default image has no mount(8) (docs/docker-backend.md); the
+        # mount(2) call itself is refused in test_syscalls_refused.
+        assert "no-mount" in r.stdout and vals.get("mount") == "127", r
+        tools = tools[1:]
+    else:
+        assert "no-mount" not in r.stdout, r
+    assert "no-unshare" not in r.stdout, r
+    for k in tools:
         assert vals.get(k) not in (None, "0", "127"), (k, r)
     assert r.stdout.splitlines()[-1] == "0", r
 
@@ -155,13 +163,24 @@ def call(name, f, *a):
 call('mount', libc.mount, b'none', b'/tmp/y', b'tmpfs', 0, None)
 for flag, v in (('unshare_user', 0x10000000), ('unshare_net', 0x40000000), ('unshare_ns', 0x20000)):
     call(flag, libc.unshare, v)
-call('ptrace_attach_1', libc.ptrace, 16, 1, None, None)
+# PTRACE_SEIZE: the same permission check as PTRACE_ATTACH, without stopping pid 1
+# when it is allowed (docker)
+call('ptrace_attach_1', libc.ptrace, 0x4206, 1, None, None)
+out['pid1'] = [open('/proc/1/comm').read().strip(),
+               [l.split()[1] for l in open('/proc/1/status') if l.startswith('Uid:')]]
 print(json.dumps(out))
 """
 
 
 def test_syscalls_refused(sb):
     out = run_json(sb, SYSCALLS)
+    pid1 = out.pop("pid1")
+    if sb.mount.backend == "docker":
+        # The engine's default seccomp profile allows ptrace (kernel >= 4.8), and pid 1
+        # is the container's own tini, user 1000 like the run: the sandbox may trace its
+        # own processes, none outside it (docs/docker-backend.md).
+        assert pid1 == ["docker-init", ["1000"]], pid1
+        assert out.pop("ptrace_attach_1")[0] == 0, out
     for k, (rc, err) in out.items():
         assert rc == -1, "%s succeeded inside the sandbox" % k
         assert err in (errno.EPERM, errno.EACCES, errno.ENOSYS, errno.EINVAL, errno.ESRCH), (k, err)
@@ -282,6 +301,14 @@ except OSError as e:
 def test_disk_limit_enospc(mount, box):
     b = box("disk=32M")
     r = b.run("sh", DD)
+    if mount.backend == "docker":
+        # Not enforced on docker: overlay2 quotas need xfs with pquota under the
+        # engine's data root (docs/docker-backend.md). What is written is still counted.
+        assert r.exit == 0 and "dd_rc=0" in r.stdout.splitlines(), r
+        assert int(r.stdout.splitlines()[-1]) == 64 << 20, r
+        assert json.loads(b.read("metrics"))["disk_used_bytes"] >= 64 << 20
+        assert b.info()["limits"]["disk"] == 32 << 20
+        return
     assert "No space left on device" in r.stdout, r
     lines = r.stdout.splitlines()
     assert "dd_rc=0" not in lines, r

@@ -1,12 +1,13 @@
 """test_runs.py - run.py / run.js / run.sh: output, exit codes, timeouts, env
 (issue 2, Runs)."""
 
+import json
 import os
 import time
 
 import pytest
 
-from sbxtest import read_text, write_file
+from sbxtest import processes, read_text, write_file
 
 PROGRAMS = {
     "py": "import sys\nprint('out-py')\nprint('err-py', file=sys.stderr)\n",
@@ -115,15 +116,11 @@ def test_close_returns_when_run_ended(sb):
     assert r.stdout == "done\n" and r.exit == 0
 
 
-def _ps(b):
-    r = b.run("sh", "ps -eo pid=,comm=\n")
-    assert r.exit == 0, r
-    return [l.split(None, 1) for l in r.stdout.splitlines() if l.strip()]
-
-
 def _assert_no_leftovers(b):
-    procs = _ps(b)
-    names = [p[1] for p in procs]
+    # sbxtest.processes leaves out (and checks) what docker adds: tini as pid 1, the
+    # container's `sleep infinity`, the run's sh wrapper (docs/docker-backend.md)
+    procs = processes(b)
+    names = [p[2] for p in procs]
     assert "sleep" not in names, "processes left after the timeout: %s" % procs
     assert "ps" in names, procs
     # init/agent, the bash of this run, ps itself
@@ -182,3 +179,22 @@ def test_env_file_replaces_environment(mount, box):
 def test_env_in_js(mount, box):
     b = box("env.FOO=from-js")
     assert b.run("js", "console.log(process.env.FOO)\n").stdout == "from-js\n"
+
+
+# Set by the backends on every run besides PATH, HOME, USER and LANG (formats.md).
+RUN_ENV_COMMON = {"LOGNAME", "SHELL", "TERM"}
+# What the engine adds to an exec on top of the container's environment
+# (docs/docker-backend.md, "Differences from local").
+RUN_ENV_EXTRA = {"local": set(), "docker": {"HOSTNAME", "PWD"}}
+
+
+def test_run_environment_is_env_and_defaults(mount, box):
+    b = box()
+    write_file(b.path("env"), "ONLY=1\n")
+    r = b.run("py", "import json, os\nprint(json.dumps(dict(os.environ)))\n")
+    env = json.loads(r.stdout)
+    assert env["ONLY"] == "1" and env["HOME"] == "/home/user" and env["USER"] == "user", env
+    extra = set(env) - {"ONLY", "PATH", "HOME", "USER", "LANG"} - RUN_ENV_COMMON
+    assert extra == RUN_ENV_EXTRA.get(mount.backend, set()), env
+    if mount.backend == "docker":
+        assert env["PWD"] == "/home/user", env

@@ -51,7 +51,10 @@ static const char DK_WRAPPER[] =
 	"exit $s\n";
 
 struct sbx_proc {
-	struct sbx_instance *inst;
+	/* Not the sbx_instance: the control plane may kill and wait for a process (a context's
+	 * interpreter) after destroy has freed its sandbox's instance. */
+	struct sbx_backend *be;
+	char *cname;                 /* the container's name, a copy */
 	char exec_id[72];
 	char dir[64];
 	struct dk_stream st;
@@ -80,6 +83,7 @@ static void dk_proc_free(struct sbx_proc *p)
 	dk_close(&p->out_fd);
 	dk_close(&p->err_fd);
 	free(p->script);
+	free(p->cname);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -297,24 +301,25 @@ static struct json_object *dk_exec_body(const struct sbx_exec *ex, const char *d
 	return o;
 }
 
-/* POST /containers/NAME/exec; a container that stopped (engine restart) is started first. */
-static int dk_exec_create(struct sbx_instance *inst, const char *body, char *id, size_t idlen,
-			  struct sbx_err *err)
+/* POST /containers/NAME/exec; a container that stopped (engine restart) is started first
+ * when inst is given. */
+static int dk_exec_create(struct sbx_backend *be, const char *cname, struct sbx_instance *inst,
+			  const char *body, char *id, size_t idlen, struct sbx_err *err)
 {
 	struct dk_resp resp = {0};
 	struct json_object *obj;
 	char *path = NULL;
 	int r;
 
-	if (asprintf(&path, "/containers/%s/exec", inst->cname) < 0)
+	if (asprintf(&path, "/containers/%s/exec", cname) < 0)
 		return sbx_err_set(err, ENOMEM, "out of memory");
-	r = dk_request(&inst->be->eng, "POST", path, body, DK_TIMEOUT_MS, &resp, err);
-	if (r == -EBUSY && resp.body && strstr(resp.body, "is not running")) {
+	r = dk_request(&be->eng, "POST", path, body, DK_TIMEOUT_MS, &resp, err);
+	if (r == -EBUSY && inst && resp.body && strstr(resp.body, "is not running")) {
 		dk_resp_free(&resp);
 		sbx_err_clear(err);
 		r = dk_container_start(inst, err);
 		if (r == 0)
-			r = dk_request(&inst->be->eng, "POST", path, body, DK_TIMEOUT_MS, &resp, err);
+			r = dk_request(&be->eng, "POST", path, body, DK_TIMEOUT_MS, &resp, err);
 	}
 	free(path);
 	if (r < 0) {
@@ -353,10 +358,15 @@ int dk_exec_spawn(struct sbx_instance *inst, const struct sbx_exec *ex, struct s
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return sbx_err_set(err, ENOMEM, "out of memory");
-	p->inst = inst;
+	p->be = inst->be;
 	p->in_fd = p->out_fd = p->err_fd = -1;
 	p->st.fd = -1;
 	pthread_mutex_init(&p->lock, NULL);
+	p->cname = strdup(inst->cname);
+	if (!p->cname) {
+		dk_proc_free(p);
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	}
 
 	pthread_mutex_lock(&inst->lock);
 	seq = ++inst->exec_seq;
@@ -376,7 +386,8 @@ int dk_exec_spawn(struct sbx_instance *inst, const struct sbx_exec *ex, struct s
 	}
 
 	body = dk_exec_body(ex, p->dir, ex->script ? script_path : NULL, ex->script_len);
-	r = dk_exec_create(inst, json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
+	r = dk_exec_create(p->be, p->cname, inst,
+			   json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
 			   p->exec_id, sizeof(p->exec_id), err);
 	if (r < 0)
 		goto out_free;
@@ -426,7 +437,7 @@ static int dk_exec_inspect(struct sbx_proc *p, struct json_object **out, struct 
 	int r;
 
 	snprintf(path, sizeof(path), "/exec/%s/json", p->exec_id);
-	r = dk_request(&p->inst->be->eng, "GET", path, NULL, DK_TIMEOUT_MS, &resp, err);
+	r = dk_request(&p->be->eng, "GET", path, NULL, DK_TIMEOUT_MS, &resp, err);
 	*out = r == 0 ? dk_json_parse(&resp, "exec inspect", err) : NULL;
 	if (r == 0 && !*out)
 		r = -err->code;
@@ -641,13 +652,14 @@ static int dk_kill_remote(struct sbx_proc *p, int sig)
 	json_object_array_add(cmd, json_object_new_string(script));
 	json_object_object_add(o, "User", json_object_new_string("1000:1000"));
 	json_object_object_add(o, "Cmd", cmd);
-	r = dk_exec_create(p->inst, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), id,
+	r = dk_exec_create(p->be, p->cname, NULL,
+			   json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), id,
 			   sizeof(id), &err);
 	json_object_put(o);
 	if (r < 0)
 		return r;
 	snprintf(path, sizeof(path), "/exec/%s/start", id);
-	r = dk_request(&p->inst->be->eng, "POST", path, "{\"Detach\":true,\"Tty\":false}",
+	r = dk_request(&p->be->eng, "POST", path, "{\"Detach\":true,\"Tty\":false}",
 		       DK_TIMEOUT_MS, &resp, &err);
 	dk_resp_free(&resp);
 	return r;
@@ -658,7 +670,7 @@ int dk_exec_kill(struct sbx_proc *p, int sig)
 	int r = -ENOTSUP;
 
 	pthread_mutex_lock(&p->lock);
-	if (p->inst->be->eng.local)
+	if (p->be->eng.local)
 		r = dk_kill_local(p, sig);
 	if (r == -ENOTSUP)
 		r = dk_kill_remote(p, sig);

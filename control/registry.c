@@ -304,8 +304,9 @@ int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err
 	sb->dead = true;
 	pthread_mutex_unlock(&sb->lock);
 
-	/* Removed from the listing first so it disappears at once for readers. */
+	/* Removed from the listing (and the kernel's cache) first so it disappears at once. */
 	registry_remove(ctl, sb);
+	tell_gone(ctl, sb->name);
 	pthread_mutex_lock(&sb->op_lock);
 	if (sb->inst) {
 		ret = ctl->ops->destroy(sb->inst, err);
@@ -320,7 +321,6 @@ int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err
 		return ret;
 	}
 	rm_rf(sb->dir);
-	tell_gone(ctl, sb->name);
 	return 0;
 }
 

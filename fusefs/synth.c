@@ -736,6 +736,10 @@ static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t siz
 
 void synth_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
+	if (!h) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
 	struct node *n = h->node;
 
 	if (h->fd < 0 && (n->kind == N_SBX_STDOUT || n->kind == N_SBX_STDERR)) {
@@ -827,6 +831,10 @@ static void ctl_write(fuse_req_t req, struct handle *h, const char *buf, size_t 
 
 void synth_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off)
 {
+	if (!h) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
 	size_t end;
 
 	if (h->node->kind == N_ROOT_CTL || h->node->kind == N_SBX_CTL) {
@@ -922,7 +930,7 @@ static int commit_written(struct handle *h, fuse_req_t req)
 
 void synth_flush(fuse_req_t req, struct handle *h)
 {
-	int ret = commit_written(h, req);
+	int ret = h ? commit_written(h, req) : 0;
 
 	if (ret == 1)
 		return;         /* answered when the run ends */
@@ -931,6 +939,10 @@ void synth_flush(fuse_req_t req, struct handle *h)
 
 void synth_release(fuse_req_t req, struct handle *h)
 {
+	if (!h) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	commit_written(h, NULL);
 	if (h->fd >= 0)
 		close(h->fd);
@@ -1021,7 +1033,6 @@ void synth_rmdir(fuse_req_t req, struct node *parent, const char *name)
 void synth_create(fuse_req_t req, struct node *parent, const char *name, struct fuse_file_info *fi)
 {
 	struct fuse_entry_param e;
-	struct handle *h;
 	struct node *n;
 
 	if ((parent->kind != N_SBX && parent->kind != N_CTX) || strcmp(name, "exit") || !notify_is_self(req)) {
@@ -1029,25 +1040,20 @@ void synth_create(fuse_req_t req, struct node *parent, const char *name, struct 
 		return;
 	}
 	n = node_synth(parent, name, N_SBX_EXIT, parent->sb, -1, 0);
-	h = calloc(1, sizeof(*h));
-	if (!n || !h) {
-		if (n)
-			node_forget(n, 1);
-		free(h);
+	if (!n) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	pthread_mutex_init(&h->lock, NULL);
-	h->node = n;
-	h->fd = -1;
 	memset(&e, 0, sizeof(e));
 	synth_stat(n, &e.attr);
 	e.attr.st_ino = node_ino(n);
 	e.ino = node_ino(n);
-	fi->fh = (uint64_t)(uintptr_t)h;
+	/*
+	 * No handle: the notifier only opens and closes. Its close may come after
+	 * the session has stopped (at unmount), when no release would free one.
+	 */
+	fi->fh = 0;
 	fi->direct_io = 1;
-	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		node_forget(n, 1);
-		free(h);
-	}
 }

@@ -654,17 +654,34 @@ static struct wsb *owner_locked(struct fanotify_event_metadata *m)
 	return NULL;
 }
 
-/* Handles one buffer of events; proc_lock held. */
+/*
+ * Handles one buffer of events; proc_lock held. The kernel packs events at
+ * 4-byte boundaries while their header holds a 64-bit mask, so each event is
+ * copied to an aligned buffer before it is read.
+ */
 static void handle_batch(char *buf, ssize_t len)
 {
-	struct fanotify_event_metadata *m = (struct fanotify_event_metadata *)buf;
+	static union {
+		struct fanotify_event_metadata m;
+		char bytes[8192];
+	} ev;
+	struct fanotify_event_metadata hdr;
 	struct wsb *cur = NULL;
 	int mfd = -1, rootfd = -1;
+	size_t off = 0;
 
-	for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
+	while (off + sizeof(hdr) <= (size_t)len) {
+		struct fanotify_event_metadata *m = &ev.m;
 		struct sbx_err err = { 0 };
 		struct wsb *w;
 
+		memcpy(&hdr, buf + off, sizeof(hdr));
+		if (hdr.event_len < sizeof(hdr) || off + hdr.event_len > (size_t)len)
+			break;
+		off += hdr.event_len;
+		if (hdr.event_len > sizeof(ev.bytes))
+			continue;
+		memcpy(ev.bytes, buf + off - hdr.event_len, hdr.event_len);
 		if (m->vers != FANOTIFY_METADATA_VERSION || (m->mask & FAN_Q_OVERFLOW))
 			continue;
 		pthread_mutex_lock(&reg_lock);

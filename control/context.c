@@ -305,7 +305,9 @@ static bool interp_drop_stale(struct ctx_interp *ip)
 	return true;
 }
 
-/* ---- the end-of-run marker on stderr ---- */
+/* ---- the end-of-run markers on stderr and stdout ---- */
+
+#define STDOUT_MARK_WAIT_MS 2000
 
 enum { M_SCAN, M_JSON, M_PNG, M_DONE };
 
@@ -532,7 +534,7 @@ int ctx_exec(struct sandbox *sb, struct context *c, enum run_lang lang, const ch
 {
 	struct ctx_interp *ip = &c->interp[lang];
 	uint64_t cap = sb->ctl->cfg.output_max, deadline;
-	struct marker m = { .state = M_SCAN };
+	struct marker m = { .state = M_SCAN }, mo = { .state = M_SCAN };
 	unsigned char raw[16];
 	char nonce[33], *cmd;
 	size_t total = 0, sent = 0;
@@ -558,6 +560,9 @@ int ctx_exec(struct sandbox *sb, struct context *c, enum run_lang lang, const ch
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(nonce + 2 * i, 3, "%02x", raw[i]);
 	m.plen = (size_t)snprintf(m.prefix, sizeof(m.prefix), "\x1eSBXFS%s:", nonce);
+	/* stdout carries its own end marker: the engine may deliver it after stderr's */
+	memcpy(mo.prefix, m.prefix, sizeof(mo.prefix));
+	mo.plen = m.plen;
 	cmd = make_command(nonce, code, len, stdin_buf, stdin_buf ? stdin_len : -1, &total);
 	if (!cmd)
 		return sbx_err_set(err, ENOMEM, "out of memory");
@@ -585,17 +590,25 @@ int ctx_exec(struct sandbox *sb, struct context *c, enum run_lang lang, const ch
 			else if (n < 0 && errno != EAGAIN && errno != EINTR)
 				sent = total;   /* it is gone: the EOFs below tell */
 		}
-		if (pfd[0].revents && !read_some(ip->out_fd, out, NULL, cap))
+		if (pfd[0].revents && !read_some(ip->out_fd, out, &mo, cap))
 			out_eof = true;
 		if (pfd[1].revents && !read_some(ip->err_fd, err_spool, &m, cap))
 			err_eof = true;
 		if (m.state == M_DONE) {
-			/* Everything the code wrote to stdout before the marker is in the pipe now. */
-			while (!out_eof && read_some(ip->out_fd, out, NULL, cap)) {
-				struct pollfd p = { .fd = ip->out_fd, .events = POLLIN };
+			/*
+			 * Wait for stdout's marker too (bounded: a driver whose stdout
+			 * the code closed sends none), so no output is left behind.
+			 */
+			uint64_t grace = mono_ms() + STDOUT_MARK_WAIT_MS;
 
-				if (poll(&p, 1, 0) <= 0)
+			while (!out_eof && mo.state != M_DONE) {
+				struct pollfd p = { .fd = ip->out_fd, .events = POLLIN };
+				uint64_t t = mono_ms();
+
+				if (t >= grace || poll(&p, 1, (int)(grace - t)) <= 0)
 					break;
+				if (!read_some(ip->out_fd, out, &mo, cap))
+					out_eof = true;
 			}
 			o->exit_code = m.bad ? 1 : m.exit_code;
 			if (m.bad)
@@ -650,6 +663,7 @@ int ctx_exec(struct sandbox *sb, struct context *c, enum run_lang lang, const ch
 	}
 out:
 	marker_free(&m);
+	marker_free(&mo);
 	free(cmd);
 	return ret;
 }

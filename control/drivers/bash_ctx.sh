@@ -3,13 +3,14 @@
 # Same protocol as python_ctx.py (docs/execution.md): commands on stdin,
 # "NONCE CODE_LEN STDIN_LEN\n" then the code and the stdin bytes; the run's
 # output on stdout/stderr; a marker line "\x1eSBXFS" NONCE ':{"exit":N}' on
-# the original stderr when the run ends. Code runs with eval in this shell, so
+# the original stderr when the run ends, after ':{}' on the original stdout. Code runs with eval in this shell, so
 # cd, variables, functions, aliases and exports persist. `exit` ends the
 # context's shell (it starts afresh on the next run).
-exec 3<&0 4>&2 0</dev/null
+exec 3<&0 4>&2 5>&1 0</dev/null
 __sbx_in=/tmp/.sbxfs-ctx-stdin.$$
 __sbx_busy=
 __sbx_done() {
+	printf '\036SBXFS%s:{}\n' "$__sbx_nonce" >&5
 	printf '\036SBXFS%s:{"exit":%d,"png":[]}\n' "$__sbx_nonce" "$1" >&4
 	__sbx_busy=
 	rm -f "$__sbx_in"

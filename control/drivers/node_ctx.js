@@ -199,6 +199,8 @@ async function pump() {
 		const meta = { exit: r.exit, png: [] };
 		if (r.result !== undefined)
 			meta.result = r.result;
+		/* stdout's end first, then stderr's: the daemon waits for both */
+		writeAll(1, Buffer.from('\x1eSBXFS' + cmd.nonce + ':{}\n'));
 		writeAll(2, Buffer.from('\x1eSBXFS' + cmd.nonce + ':' + JSON.stringify(meta) + '\n'));
 	}
 	busy = false;

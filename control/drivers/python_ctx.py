@@ -8,6 +8,9 @@
 #   stderr -> the run's stderr; when a run ends, one marker line:
 #             "\x1eSBXFS" NONCE ":" JSON "\n"  JSON = {"exit": N, "result": TEXT?,
 #             "png": [LEN, ...]}, followed by the PNG bytes of each open figure.
+#             Just before it, "\x1eSBXFS" NONCE ":{}\n" on stdout: the two streams
+#             may arrive in any order (the docker engine does not keep it), so
+#             the daemon waits for both.
 # The code runs in one persistent globals dict; the value of a final expression
 # is reported as its repr, like a notebook cell.
 import ast
@@ -120,6 +123,7 @@ def _execute(src, g, serial):
 def main():
     cmd_fd = os.dup(0)
     mark_fd = os.dup(2)
+    out_mark_fd = os.dup(1)
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
@@ -160,6 +164,7 @@ def main():
         if result is not None:
             meta["result"] = result
         line = b"\x1eSBXFS" + nonce + b":" + json.dumps(meta).encode() + b"\n"
+        _write_all(out_mark_fd, b"\x1eSBXFS" + nonce + b":{}\n")
         _write_all(mark_fd, line + b"".join(pngs))
 
 

@@ -41,9 +41,6 @@ _stray_containers = []
 # are brought up to date. strict=False is for a race that fails a test only sometimes.
 _WATCH_GAP = ("watch stays empty: fusefs/watch.c marks the filesystem of the sandbox's overlay "
               "upper directory and refuses the host's own, which holds the engine's data root")
-_CTX_ORDER = ("a context run loses its stdout now and then (about 1 in 10): the engine does not "
-              "keep the order between an exec's stdout and stderr, and control/context.c ends a "
-              "run at the marker on stderr")
 BACKEND_GAPS = [
     ("docker", r"test_watch\.py::test_lines_for_changes_inside\[", _WATCH_GAP, True),
     ("docker", r"test_watch\.py::test_size_grows_and_backlog_is_readable\[", _WATCH_GAP, True),
@@ -55,14 +52,6 @@ BACKEND_GAPS = [
     ("docker", r"test_contexts\.py::test_matplotlib_figures_saved_as_png\[",
      "the docker default image has no matplotlib (SBXFS_ROOTFS_EXTRA=python3-matplotlib adds it)",
      True),
-    ("docker", r"test_contexts\.py::(?!test_matplotlib)", _CTX_ORDER, False),
-    ("docker", r"test_(streaming|limits)\.py::.*\[docker-context\]", _CTX_ORDER, False),
-    ("docker", r"test_history\.py::test_history_is_kept_to_the_count_and_survives_remount\[",
-     _CTX_ORDER, False),
-    ("docker", r"test_lifecycle\.py::test_ttl_expiry_kills\[",
-     "a sandbox the TTL reaper kills leaves the listing before its destroy and stays reachable by "
-     "name until the destroy ends (control/registry.c: sandbox_destroy invalidates NAME only "
-     "after it); the engine's destroy takes tens of ms, so the test sees it", False),
 ]
 
 

@@ -271,6 +271,19 @@ static uint64_t code_timeout(const char *code, size_t len, uint64_t dflt)
 	return dflt;
 }
 
+/* As many figures as a context run can leave (MARKER_PNG_COUNT in context.c). */
+#define RUN_FIGURES_MAX 64
+
+static int truncate_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
 static void prune_history(const char *base, uint64_t keep, uint64_t latest)
 {
 	char path[4300];
@@ -441,6 +454,42 @@ static void write_outcome_files(const char *dir, struct ctx_outcome *o)
 	}
 }
 
+/*
+ * Once the history is full, the oldest run's directory becomes the new one:
+ * renamed, its files truncated and reused rather than deleted and made anew.
+ * Creating and deleting six inodes per run made ext4's allocator the largest
+ * cost of a context run (it steps over recently deleted inodes). `exit` goes
+ * first: its presence says a run has ended.
+ */
+static void recycle_run_dir(const char *base, uint64_t keep, uint64_t n, const char *dir)
+{
+	static const char *const stale[] = { "exit", "stdin", "result" };
+	char old[4300], name[32];
+	int fd;
+
+	if (!keep)
+		keep = 1;
+	if (n <= keep)
+		return;
+	snprintf(old, sizeof(old), "%s/runs/%llu", base, (unsigned long long)(n - keep));
+	if (rename(old, dir) < 0)
+		return;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	for (size_t i = 0; i < sizeof(stale) / sizeof(stale[0]); i++)
+		unlinkat(fd, stale[i], 0);
+	for (int k = 1; k <= RUN_FIGURES_MAX; k++) {
+		snprintf(name, sizeof(name), "figure-%d.png", k);
+		if (unlinkat(fd, name, 0) < 0 && errno == ENOENT)
+			break;
+	}
+	/* info stays (truncated) so it is not deleted and made again */
+	if (truncate_at(fd, "info") < 0 && errno != ENOENT)
+		unlinkat(fd, "info", 0);
+	close(fd);
+}
+
 static int run_one(struct sandbox *sb, struct run_queue *q, struct run_item *it, uint64_t n)
 {
 	struct spool out = { .in = -1, .out = -1 }, err_spool = { .in = -1, .out = -1 };
@@ -459,6 +508,7 @@ static int run_one(struct sandbox *sb, struct run_queue *q, struct run_item *it,
 	snprintf(dir, sizeof(dir), "%s/runs/%llu", c ? c->dir : sb->dir, (unsigned long long)n);
 	snprintf(path, sizeof(path), "%s/runs", c ? c->dir : sb->dir);
 	mkdir(path, 0700);
+	recycle_run_dir(c ? c->dir : sb->dir, sb->ctl->cfg.history, n, dir);
 	if (mkdir(dir, 0700) && errno != EEXIST) {
 		sbx_err_sys(&err, errno, "cannot create '%s'", dir);
 		goto out_report;

@@ -304,3 +304,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if _own_basetemp and os.path.exists(_own_basetemp[0]):
         terminalreporter.write_line("sbxfs test directory (daemon logs): %s" % _own_basetemp[0])
 
+
+# One sandbox shared by the tests of a module that do not disturb each other
+# (`sb`); a module that wants its own asks for `box` instead.
+@pytest.fixture(scope="module")
+def shared(_module_mounts):
+    m = _module_mounts.current
+    b = m.new(None)
+    yield b
+    try:
+        _module_mounts.current.ctl("kill " + b.name)
+    except OSError:
+        pass
+
+
+@pytest.fixture
+def sb(mount, shared):
+    shared.mount = mount
+    return shared

@@ -8,7 +8,6 @@ read, written, removed or created on the host.
 
 import errno
 import os
-import threading
 import time
 import uuid
 
@@ -17,23 +16,6 @@ import pytest
 from sbxtest import read_text, write_file
 
 HOST_DIRS = ["/root", "/tmp", "/etc"]
-
-
-@pytest.fixture(scope="module")
-def shared(_module_mounts):
-    m = _module_mounts.current
-    b = m.new(None)
-    yield b
-    try:
-        _module_mounts.current.ctl("kill " + b.name)
-    except OSError:
-        pass
-
-
-@pytest.fixture
-def sb(mount, shared):
-    shared.mount = mount
-    return shared
 
 
 @pytest.fixture

@@ -10,23 +10,6 @@ import pytest
 from sbxtest import read_text, write_file
 
 
-@pytest.fixture(scope="module")
-def shared(_module_mounts):
-    m = _module_mounts.current
-    b = m.new(None)
-    yield b
-    try:
-        _module_mounts.current.ctl("kill " + b.name)
-    except OSError:
-        pass
-
-
-@pytest.fixture
-def sb(mount, shared):
-    shared.mount = mount
-    return shared
-
-
 def test_files_is_sandbox_root(sb):
     top = set(os.listdir(sb.files()))
     assert {"home", "tmp", "usr", "etc"} <= top, top

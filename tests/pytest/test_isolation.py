@@ -10,24 +10,7 @@ import time
 
 import pytest
 
-from sbxtest import host_pids_with_arg, unique, write_file
-
-
-@pytest.fixture(scope="module")
-def shared(_module_mounts):
-    m = _module_mounts.current
-    b = m.new(None)
-    yield b
-    try:
-        _module_mounts.current.ctl("kill " + b.name)
-    except OSError:
-        pass
-
-
-@pytest.fixture
-def sb(mount, shared):
-    shared.mount = mount
-    return shared
+from sbxtest import host_pids_with_arg, write_file
 
 
 def run_json(b, code):

@@ -32,23 +32,6 @@ def renameat2(old, new, flags):
         raise OSError(e, os.strerror(e), old)
 
 
-@pytest.fixture(scope="module")
-def shared(_module_mounts):
-    m = _module_mounts.current
-    b = m.new(None)
-    yield b
-    try:
-        _module_mounts.current.ctl("kill " + b.name)
-    except OSError:
-        pass
-
-
-@pytest.fixture
-def sb(mount, shared):
-    shared.mount = mount
-    return shared
-
-
 @pytest.fixture(params=["files", "local"])
 def d(request, tmp_path, sb):
     """A fresh empty directory: under files/ of a sandbox, or a local one."""

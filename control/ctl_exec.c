@@ -246,51 +246,38 @@ static int cmd_kill_sb(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_e
 	return sandbox_destroy(sb->ctl, sb, err);
 }
 
+/* pause, resume, restart: the backend call, then the state it leaves, saved. */
+static int lifecycle(struct sandbox *sb, int (*op)(struct sbx_instance *, struct sbx_err *), bool paused,
+		     struct sbx_err *err)
+{
+	int ret = with_inst(sb, op, err);
+
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&sb->lock);
+	sb->paused = paused;
+	if (!paused)
+		sb->last_active = time(NULL);   /* the TTL counts from a resume or restart */
+	pthread_mutex_unlock(&sb->lock);
+	return state_save(sb, err);
+}
+
 static int cmd_pause(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *err)
 {
-	int ret;
-
 	(void)c;
-	ret = with_inst(sb, sb->ctl->ops->pause, err);
-	if (!ret) {
-		pthread_mutex_lock(&sb->lock);
-		sb->paused = true;
-		pthread_mutex_unlock(&sb->lock);
-		ret = state_save(sb, err);
-	}
-	return ret;
+	return lifecycle(sb, sb->ctl->ops->pause, true, err);
 }
 
 static int cmd_resume(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *err)
 {
-	int ret;
-
 	(void)c;
-	ret = with_inst(sb, sb->ctl->ops->resume, err);
-	if (!ret) {
-		pthread_mutex_lock(&sb->lock);
-		sb->paused = false;
-		sb->last_active = time(NULL);
-		pthread_mutex_unlock(&sb->lock);
-		ret = state_save(sb, err);
-	}
-	return ret;
+	return lifecycle(sb, sb->ctl->ops->resume, false, err);
 }
 
 static int cmd_restart(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *err)
 {
-	int ret;
-
 	(void)c;
-	ret = with_inst(sb, sb->ctl->ops->restart, err);
-	if (!ret) {
-		pthread_mutex_lock(&sb->lock);
-		sb->paused = false;
-		sb->last_active = time(NULL);
-		pthread_mutex_unlock(&sb->lock);
-		ret = state_save(sb, err);
-	}
-	return ret;
+	return lifecycle(sb, sb->ctl->ops->restart, false, err);
 }
 
 static int cmd_ttl(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *err)

@@ -7,8 +7,6 @@ import subprocess
 import threading
 import time
 
-import pytest
-
 from sbxtest import read_text, write_file
 
 

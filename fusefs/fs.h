@@ -35,6 +35,7 @@ struct handle {
 	bool dirty;          /* written since the last run/commit */
 	int fd;              /* stdout/stderr/exit/run files: the spooled file */
 	off_t reply_base;    /* ctl: file offset where the reply of the last write starts */
+	struct handle *prev, *next;   /* every open handle, so shutdown frees what had no release */
 };
 
 #define CODE_MAX (16u << 20)   /* a run file larger than this fails with EFBIG */
@@ -49,6 +50,8 @@ void synth_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void synth_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);
 void synth_flush(fuse_req_t req, struct handle *h);
 void synth_release(fuse_req_t req, struct handle *h);
+/* At shutdown: frees the handles whose release never came (a file still open at unmount). */
+void synth_free_handles(void);
 void synth_mkdir(fuse_req_t req, struct node *parent, const char *name);
 void synth_rmdir(fuse_req_t req, struct node *parent, const char *name);
 void synth_create(fuse_req_t req, struct node *parent, const char *name, struct fuse_file_info *fi);

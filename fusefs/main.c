@@ -292,11 +292,20 @@ int main(int argc, char *argv[])
 	ctl_set_announcer(fs.ctl, NULL, NULL);
 	ctl_set_gone_hook(fs.ctl, NULL, NULL);
 	notify_stop();
+	watch_stop();
 	fuse_session_unmount(fs.se);
+	/*
+	 * Runs still going end now, while the session exists: the requests they
+	 * hold (a close() waiting for its run, a blocked `wait`) get their reply,
+	 * which fails harmlessly on the unmounted channel.
+	 */
+	ctl_close(fs.ctl);
+	fs.ctl = NULL;
 out_signals:
 	fuse_remove_signal_handlers(fs.se);
 out_session:
 	fuse_session_destroy(fs.se);
+	synth_free_handles();
 out_ctl:
 	ctl_close(fs.ctl);
 out_notify:

@@ -133,12 +133,13 @@ int synth_stat(struct node *n, struct stat *st)
 }
 
 /*
- * How long the kernel may keep an entry and its attributes. Sandbox
- * directories and the root's fixed files change only when the daemon says so
- * (a kill invalidates NAME), so `ls -l` of a large root costs no lookups;
- * everything else is asked again every time.
+ * How long the kernel may keep a name. Names that exist as long as their
+ * directory does (a sandbox's fixed files, contexts/, a context) are kept a
+ * second: a kill invalidates NAME and with it everything below, and mkdir and
+ * rmdir of a context go through the kernel. Names that come and go on the
+ * daemon's side (exit, runs/N, result) are asked again every time.
  */
-static double synth_timeout(const struct node *n)
+static double synth_entry_timeout(const struct node *n)
 {
 	switch (n->kind) {
 	case N_ROOT_README:
@@ -146,9 +147,41 @@ static double synth_timeout(const struct node *n)
 	case N_ROOT_ERRORS:
 	case N_TEMPLATES:
 	case N_SBX:
+	case N_SBX_CTL:
+	case N_SBX_STATUS:
+	case N_SBX_INFO:
+	case N_SBX_METRICS:
+	case N_SBX_ENV:
+	case N_SBX_RUN:
+	case N_SBX_STDOUT:
+	case N_SBX_STDERR:
+	case N_SBX_WAIT:
+	case N_SBX_STDIN:
+	case N_SBX_WATCH:
+	case N_RUNS:
+	case N_CONTEXTS:
+	case N_CTX:
+	case N_RESULTS:
 		return 1.0;
 	default:
 		return 0;
+	}
+}
+
+/*
+ * And its attributes: directories and the files whose size is always 0 keep
+ * them a second; files that grow (stdout, stderr, watch: `tail -f` follows
+ * their size) or appear (exit) never.
+ */
+static double synth_timeout(const struct node *n)
+{
+	switch (n->kind) {
+	case N_SBX_STDOUT:
+	case N_SBX_STDERR:
+	case N_SBX_WATCH:
+		return 0;
+	default:
+		return synth_entry_timeout(n);
 	}
 }
 
@@ -166,7 +199,7 @@ static void reply_entry(fuse_req_t req, struct node *n)
 	}
 	e.ino = node_ino(n);
 	e.attr_timeout = synth_timeout(n);
-	e.entry_timeout = synth_timeout(n);
+	e.entry_timeout = synth_entry_timeout(n);
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		node_forget(n, 1);
 }
@@ -484,7 +517,8 @@ static void root_readdir(fuse_req_t req, struct node *root, size_t size, off_t o
 			continue;
 		}
 		e.ino = node_ino(child);
-		e.attr_timeout = e.entry_timeout = synth_timeout(child);
+		e.attr_timeout = synth_timeout(child);
+		e.entry_timeout = synth_entry_timeout(child);
 		need = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)(k + 1));
 		if (need > size - used) {
 			node_forget(child, 1);
@@ -627,6 +661,55 @@ static void handle_set_data(struct handle *h, char *text)
 	h->len = text ? strlen(text) : 0;
 }
 
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct handle *handles;
+
+static void handle_track(struct handle *h)
+{
+	pthread_mutex_lock(&handles_lock);
+	h->prev = NULL;
+	h->next = handles;
+	if (handles)
+		handles->prev = h;
+	handles = h;
+	pthread_mutex_unlock(&handles_lock);
+}
+
+static void handle_untrack(struct handle *h)
+{
+	pthread_mutex_lock(&handles_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else if (handles == h)
+		handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	h->prev = h->next = NULL;
+	pthread_mutex_unlock(&handles_lock);
+}
+
+static void handle_free(struct handle *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h->data);
+	free(h->wbuf);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+void synth_free_handles(void)
+{
+	pthread_mutex_lock(&handles_lock);
+	while (handles) {
+		struct handle *h = handles;
+
+		handles = h->next;
+		handle_free(h);
+	}
+	pthread_mutex_unlock(&handles_lock);
+}
+
 void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
 	int acc = fi->flags & O_ACCMODE;
@@ -717,12 +800,10 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	fi->nonseekable = 0;
+	handle_track(h);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
-		if (h->fd >= 0)
-			close(h->fd);
-		free(h->data);
-		free(h->wbuf);
-		free(h);
+		handle_untrack(h);
+		handle_free(h);
 	}
 }
 
@@ -944,12 +1025,8 @@ void synth_release(fuse_req_t req, struct handle *h)
 		return;
 	}
 	commit_written(h, NULL);
-	if (h->fd >= 0)
-		close(h->fd);
-	free(h->data);
-	free(h->wbuf);
-	pthread_mutex_destroy(&h->lock);
-	free(h);
+	handle_untrack(h);
+	handle_free(h);
 	fuse_reply_err(req, 0);
 }
 

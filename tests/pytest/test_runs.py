@@ -16,24 +16,6 @@ PROGRAMS = {
 }
 
 
-@pytest.fixture(scope="module")
-def shared(_module_mounts):
-    """One sandbox for the run tests that do not change it."""
-    m = _module_mounts.current
-    b = m.new(None)
-    yield b
-    try:
-        _module_mounts.current.ctl("kill " + b.name)
-    except OSError:
-        pass
-
-
-@pytest.fixture
-def sb(mount, shared):
-    shared.mount = mount  # follow a remount of the module's daemon
-    return shared
-
-
 @pytest.mark.parametrize("lang", ["py", "js", "sh"])
 def test_stdout_stderr_exit(sb, lang):
     r = sb.run(lang, PROGRAMS[lang])

@@ -734,6 +734,22 @@ void watch_sync(struct sandbox *sb)
 	pthread_mutex_unlock(&proc_lock);
 }
 
+/* Ends a watched sandbox that left the list: its readers get end of file, then it is freed. */
+static void wsb_end(struct wsb *w)
+{
+	struct watch_reader *ready;
+
+	pthread_mutex_lock(&reg_lock);
+	w->base += w->len;              /* nothing left to give: end of file */
+	w->len = 0;
+	ready = take_ready_locked(w, true);
+	pthread_mutex_unlock(&reg_lock);
+	answer_list(w, ready);
+	sandbox_put(w->sb);
+	free(w->log);
+	free(w);
+}
+
 /* Forgets sandboxes that have died; their blocked readers get end of file. */
 static void reap(void)
 {
@@ -755,18 +771,9 @@ static void reap(void)
 	pthread_mutex_unlock(&reg_lock);
 	while (dead) {
 		struct wsb *w = dead;
-		struct watch_reader *ready;
 
 		dead = w->next;
-		pthread_mutex_lock(&reg_lock);
-		w->base += w->len;              /* nothing left to give: end of file */
-		w->len = 0;
-		ready = take_ready_locked(w, true);
-		pthread_mutex_unlock(&reg_lock);
-		answer_list(w, ready);
-		sandbox_put(w->sb);
-		free(w->log);
-		free(w);
+		wsb_end(w);
 	}
 	pthread_mutex_unlock(&proc_lock);
 }
@@ -830,17 +837,8 @@ void watch_stop(void)
 	pthread_mutex_unlock(&reg_lock);
 	while (w) {
 		struct wsb *next = w->next;
-		struct watch_reader *ready;
 
-		pthread_mutex_lock(&reg_lock);
-		w->base += w->len;
-		w->len = 0;
-		ready = take_ready_locked(w, true);
-		pthread_mutex_unlock(&reg_lock);
-		answer_list(w, ready);
-		sandbox_put(w->sb);
-		free(w->log);
-		free(w);
+		wsb_end(w);
 		w = next;
 	}
 	for (int i = 0; i < 2; i++)

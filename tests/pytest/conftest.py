@@ -210,13 +210,7 @@ def mount_factory(request, tmp_path_factory):
     def make(**opts):
         n[0] += 1
         wd = tmp_path_factory.mktemp("f-%s-%d" % (request.param, n[0]))
-        m = Mount(wd, request.param, opts=opts, registry=registry)
-        failure = None
-        try:
-            return m.start()
-        except MountError as e:
-            failure = str(e)
-        pytest.fail(failure, pytrace=False)
+        return sbxtest.start_or_fail(Mount(wd, request.param, opts=opts, registry=registry))
 
     yield make
     complaints = _teardown_mounts(registry)

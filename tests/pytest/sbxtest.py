@@ -19,6 +19,8 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 ROOT_ENTRIES = {"README", "ctl", "templates", "errors"}
 MOUNT_TIMEOUT = 10.0
@@ -411,6 +413,15 @@ class Mount:
 
 class MountError(Exception):
     pass
+
+
+def start_or_fail(m):
+    """Starts m; a daemon that does not come up fails the test with its own words."""
+    try:
+        return m.start()
+    except MountError as e:
+        failure = str(e)
+    pytest.fail(failure, pytrace=False)
 
 
 def cgroup_dirs_of(sid):

@@ -39,13 +39,8 @@ def dk(tmp_path_factory):
 
     def make(**opts):
         n[0] += 1
-        m = Mount(tmp_path_factory.mktemp("dk-%d" % n[0]), "docker", opts=opts, registry=registry)
-        failure = None
-        try:
-            return m.start()
-        except MountError as e:
-            failure = str(e)
-        pytest.fail(failure, pytrace=False)
+        return sbxtest.start_or_fail(Mount(tmp_path_factory.mktemp("dk-%d" % n[0]), "docker",
+                                           opts=opts, registry=registry))
 
     yield make
     # the newest daemon on each mount point must still be alive (older ones were

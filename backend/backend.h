@@ -181,6 +181,12 @@ struct sbx_backend_ops {
 	 * (a remote engine).
 	 */
 	int (*root_fd)(struct sbx_instance *inst, int *fd_out, struct sbx_err *err);
+
+	/*
+	 * The host uid/gid of the sandbox's user ("user", /home/user inside): what
+	 * files/ creates files as and maps chowns to. Fixed for the sandbox's life.
+	 */
+	int (*user_ids)(struct sbx_instance *inst, uid_t *uid, gid_t *gid, struct sbx_err *err);
 };
 
 /* Looks up a backend by name ("local", "docker"); NULL when unknown. */

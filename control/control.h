@@ -88,6 +88,8 @@ char *sandbox_env_text(struct sandbox *sb);
 int sandbox_set_env(struct sandbox *sb, const char *buf, size_t len, struct sbx_err *err);
 /* An O_PATH fd of the sandbox's root for files/. */
 int sandbox_root_fd(struct sandbox *sb, int *fd, struct sbx_err *err);
+/* The host uid/gid of the sandbox's user (files/ creates as it and maps chowns to it). */
+int sandbox_user_ids(struct sandbox *sb, uid_t *uid, gid_t *gid, struct sbx_err *err);
 
 /* ---- runs ---- */
 

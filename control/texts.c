@@ -166,3 +166,18 @@ int sandbox_root_fd(struct sandbox *sb, int *fd, struct sbx_err *err)
 	pthread_mutex_unlock(&sb->op_lock);
 	return ret;
 }
+
+int sandbox_user_ids(struct sandbox *sb, uid_t *uid, gid_t *gid, struct sbx_err *err)
+{
+	int ret;
+
+	pthread_mutex_lock(&sb->op_lock);
+	if (!sb->inst)
+		ret = sbx_err_set(err, ENOENT, "sandbox '%s' is not running", sb->name);
+	else if (!sb->ctl->ops->user_ids)
+		ret = sbx_err_set(err, ENOTSUP, "the %s backend tells no sandbox user", sb->ctl->ops->name);
+	else
+		ret = sb->ctl->ops->user_ids(sb->inst, uid, gid, err);
+	pthread_mutex_unlock(&sb->op_lock);
+	return ret;
+}

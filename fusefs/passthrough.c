@@ -10,9 +10,9 @@
  * rewrites targets that could climb out of files/ (absolute ones, and ones
  * with "..") into a path that stays below files/ (see safe_target()).
  *
- * What is created through files/ belongs to the sandbox user (uid 1000);
- * chown keeps uid/gid 0 and 1000, the users that exist inside, and gives
- * any other id as 1000.
+ * What is created through files/ belongs to the sandbox user (its host ids
+ * come from the backend, sandbox_user_ids); chown keeps root and the sandbox
+ * user, the users that exist inside, and gives any other id as the sandbox user.
  * The kernel caches entries, attributes and pages of files/ for a long time
  * when watch.c watches the sandbox, which invalidates them on each change
  * made inside. docs/files.md has the decisions and the measurements.
@@ -37,8 +37,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define SANDBOX_UID 1000
-#define SANDBOX_GID 1000
 /* Wakes a worker blocked on a lock for an interrupted request. */
 #define PT_LOCK_SIGNAL SIGUSR2
 
@@ -60,9 +58,32 @@ static double pt_ttl(struct sandbox *sb)
  * user (as NFS's all_squash does), so `tar -x` and `rsync -a` run as root
  * with foreign owners in an archive succeed and leave files the sandbox owns.
  */
-static uid_t owner_in_sandbox(uid_t id)
+static void owner_in_sandbox(struct sandbox *sb, uid_t *uid, gid_t *gid)
 {
-	return id == (uid_t)-1 || id == 0 || id == SANDBOX_UID ? id : SANDBOX_UID;
+	struct sbx_err err = { 0 };
+	uid_t su;
+	gid_t sg;
+
+	if (sandbox_user_ids(sb, &su, &sg, &err)) {
+		*uid = *gid = (uid_t)-1;   /* no answer: leave the owner as it is */
+		return;
+	}
+	if (*uid != (uid_t)-1 && *uid != 0 && *uid != su)
+		*uid = su;
+	if (*gid != (gid_t)-1 && *gid != 0 && *gid != sg)
+		*gid = sg;
+}
+
+/* Gives a name just made to the sandbox user. */
+static int give_to_user(struct sandbox *sb, int dirfd, const char *name, int flags)
+{
+	struct sbx_err err = { 0 };
+	uid_t uid;
+	gid_t gid;
+
+	if (sandbox_user_ids(sb, &uid, &gid, &err))
+		return err.code ? -err.code : -EIO;
+	return fchownat(dirfd, name, uid, gid, flags) ? -errno : 0;
 }
 
 static void proc_path(char *buf, size_t size, int fd)
@@ -185,8 +206,10 @@ void pt_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set, s
 		return;
 	}
 	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		uid_t uid = owner_in_sandbox((to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1);
-		gid_t gid = owner_in_sandbox((to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1);
+		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+
+		owner_in_sandbox(n->sb, &uid, &gid);
 
 		ret = fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 		if (ret)
@@ -386,8 +409,8 @@ static void reply_made(fuse_req_t req, struct node *parent, const char *name, in
 		fuse_reply_err(req, ret);
 		return;
 	}
-	if (fchownat(parent->fd, name, SANDBOX_UID, SANDBOX_GID, AT_SYMLINK_NOFOLLOW))
-		fprintf(stderr, "sbxfs: warning: cannot give '%s' to the sandbox user: %m\n", name);
+	if (give_to_user(parent->sb, parent->fd, name, AT_SYMLINK_NOFOLLOW))
+		fprintf(stderr, "sbxfs: warning: cannot give '%s' to the sandbox user\n", name);
 	ret = lookup_at(parent, name, &e);
 	reply_entry_or_err(req, ret, &e);
 }
@@ -507,8 +530,8 @@ void pt_create(fuse_req_t req, struct node *parent, const char *name, mode_t mod
 		fuse_reply_err(req, errno);
 		return;
 	}
-	if (fchown(fd, SANDBOX_UID, SANDBOX_GID))
-		fprintf(stderr, "sbxfs: warning: cannot give '%s' to the sandbox user: %m\n", name);
+	if (give_to_user(parent->sb, fd, "", AT_EMPTY_PATH))
+		fprintf(stderr, "sbxfs: warning: cannot give '%s' to the sandbox user\n", name);
 	ret = lookup_at(parent, name, &e);
 	if (ret) {
 		close(fd);

@@ -217,4 +217,9 @@ struct dk_demux {
 int dk_demux_feed(struct dk_demux *d, const char *buf, size_t len,
 		  int (*emit)(void *ctx, int stream, const char *data, size_t n), void *ctx);
 
+/* --- dk_files.c ----------------------------------------------------------- */
+
+/* The sandbox user's host uid/gid (backend op user_ids). */
+int dk_user_ids(struct sbx_instance *inst, uid_t *uid, gid_t *gid, struct sbx_err *err);
+
 #endif

@@ -423,4 +423,5 @@ const struct sbx_backend_ops sbx_docker_backend = {
 	.wait_proc = docker_wait_proc,
 	.kill_proc = docker_kill_proc,
 	.root_fd = docker_root_fd,
+	.user_ids = dk_user_ids,
 };

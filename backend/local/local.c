@@ -30,6 +30,7 @@
 #include "agent_client.h"
 #include "lo_cgroup.h"
 #include "lo_disk.h"
+#include "lo_files.h"
 #include "lo_seccomp.h"
 #include "lo_template.h"
 
@@ -928,4 +929,5 @@ const struct sbx_backend_ops sbx_local_backend = {
 	.wait_proc = lo_wait_proc,
 	.kill_proc = lo_kill_proc,
 	.root_fd = lo_root_fd,
+	.user_ids = lo_user_ids,
 };

@@ -11,6 +11,12 @@
  * plane except sbx_backend_ops.kill_proc, which may race with wait_proc and
  * must be safe against it.
  *
+ * A process handle (struct sbx_proc) lives from spawn until free_proc. The
+ * thread that waits owns it: it calls free_proc once wait_proc has returned and
+ * every thread that may call kill_proc on it is done with it. Neither
+ * wait_proc nor kill_proc ever frees it, so a kill at a run's deadline can
+ * never touch freed memory however it interleaves with the process's end.
+ *
  * Errors: an operation returns 0 or a negative errno, and fills *err with the
  * same errno and a message in words (lowercase, no final full stop).
  */
@@ -165,15 +171,22 @@ struct sbx_backend_ops {
 	int (*spawn)(struct sbx_instance *inst, const struct sbx_exec *ex,
 		     struct sbx_proc **out, struct sbx_err *err);
 
-	/* Blocks until the process ends, fills *out, and frees proc. */
+	/* Blocks until the process ends and fills *out; called once. Does not free proc. */
 	int (*wait_proc)(struct sbx_proc *proc, struct sbx_exit *out, struct sbx_err *err);
 
 	/*
 	 * Sends sig to the process's whole tree (its process group and everything
-	 * it started). Safe to call while another thread is in wait_proc; does not
-	 * free proc.
+	 * it started). Safe to call while another thread is in wait_proc, and after
+	 * wait_proc has returned (then there is nothing to signal: it returns 0).
+	 * Does not free proc.
 	 */
 	int (*kill_proc)(struct sbx_proc *proc, int sig);
+
+	/*
+	 * Frees proc, exactly once, after wait_proc has returned and no kill_proc
+	 * call on it is in progress or will follow.
+	 */
+	void (*free_proc)(struct sbx_proc *proc);
 
 	/*
 	 * An O_PATH|O_DIRECTORY fd of the sandbox's "/" as seen from the host, for

@@ -175,6 +175,8 @@ static void interp_end(struct sandbox *sb, struct ctx_interp *ip, bool kill, str
 		sb->ctl->ops->kill_proc(ip->proc, SIGKILL);
 	if (sb->ctl->ops->wait_proc(ip->proc, &ex, &err))
 		ex = (struct sbx_exit){ .signaled = true, .code = SIGKILL };
+	/* Only the queue's worker (or the last thread, once it is gone) kills an interpreter. */
+	sb->ctl->ops->free_proc(ip->proc);
 	ip->proc = NULL;
 	interp_close(ip);
 	if (how)

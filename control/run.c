@@ -390,6 +390,9 @@ static int proc_exec(struct sandbox *sb, struct run_item *it, int stdin_fd, uint
 	}
 	if (waiter_started)
 		pthread_join(waiter, NULL);
+	/* The waiter is done and this thread was the only killer: the handle can go. */
+	sb->ctl->ops->free_proc(w.proc);
+	w.proc = NULL;
 	/* The main process has ended: take what is already in the pipes, not what
 	 * background children may write later. */
 	if (out->in >= 0)

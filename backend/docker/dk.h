@@ -203,6 +203,7 @@ int dk_exec_spawn(struct sbx_instance *inst, const struct sbx_exec *ex, struct s
 		  struct sbx_err *err);
 int dk_exec_wait(struct sbx_proc *proc, struct sbx_exit *out, struct sbx_err *err);
 int dk_exec_kill(struct sbx_proc *proc, int sig);
+void dk_exec_free(struct sbx_proc *proc);
 
 /* Demultiplexer of the exec stream: 8-byte frame headers, then payload. Pure; unit-tested. */
 struct dk_demux {

@@ -358,6 +358,11 @@ static int docker_kill_proc(struct sbx_proc *proc, int sig)
 	return dk_exec_kill(proc, sig);
 }
 
+static void docker_free_proc(struct sbx_proc *proc)
+{
+	dk_exec_free(proc);
+}
+
 static int docker_root_fd(struct sbx_instance *inst, int *fd_out, struct sbx_err *err)
 {
 	struct json_object *obj = NULL;
@@ -422,6 +427,7 @@ const struct sbx_backend_ops sbx_docker_backend = {
 	.spawn = docker_spawn,
 	.wait_proc = docker_wait_proc,
 	.kill_proc = docker_kill_proc,
+	.free_proc = docker_free_proc,
 	.root_fd = docker_root_fd,
 	.user_ids = dk_user_ids,
 };

@@ -5,7 +5,7 @@
  * 1000:1000 with the run's env and cwd; POST /exec/ID/start is hijacked and one pump thread per
  * process feeds the script bytes and then stdin_fd into it, and splits the multiplexed output
  * (8-byte frame headers) into stdout_fd/stderr_fd. wait_proc joins the pump and reads ExitCode
- * from GET /exec/ID/json.
+ * from GET /exec/ID/json; free_proc frees the handle once the waiter and every killer are done.
  *
  * The wrapper makes a private directory /tmp/.sbxfs/SEQ.RAND, reads exactly the script's length
  * from stdin into it (the rest of stdin is the program's), starts the program with setsid, so
@@ -63,8 +63,9 @@ struct sbx_proc {
 	size_t script_len;
 
 	pthread_t pump;
-	pthread_mutex_t lock;        /* fields below; held for the whole of kill_proc */
+	pthread_mutex_t lock;        /* fields below; held for the whole of kill_proc; a leaf lock */
 	bool pump_started;
+	bool ended;                  /* wait_proc has seen the end: kills are no-ops */
 	long host_pid;               /* the wrapper's pid on the host; 0: not known yet */
 	int pump_errno;
 };
@@ -490,11 +491,22 @@ int dk_exec_wait(struct sbx_proc *p, struct sbx_exit *out, struct sbx_err *err)
 			delay *= 2;
 	}
 	json_object_put(obj);
-	/* A kill_proc still running on another thread finishes before proc goes. */
+	/* The wrapper's host pid may be reused from now on: later kills must not signal it. */
 	pthread_mutex_lock(&p->lock);
+	p->ended = true;
 	pthread_mutex_unlock(&p->lock);
-	dk_proc_free(p);
 	return r;
+}
+
+void dk_exec_free(struct sbx_proc *p)
+{
+	/* The contract says wait_proc has returned; if it was never called, the pump would
+	 * still use p: end the process and the pump first rather than free under it. */
+	if (p->pump_started) {
+		dk_exec_kill(p, SIGKILL);
+		pthread_join(p->pump, NULL);
+	}
+	dk_proc_free(p);
 }
 
 /* --- kill ------------------------------------------------------------------ */
@@ -670,7 +682,9 @@ int dk_exec_kill(struct sbx_proc *p, int sig)
 	int r = -ENOTSUP;
 
 	pthread_mutex_lock(&p->lock);
-	if (p->be->eng.local)
+	if (p->ended)
+		r = 0;
+	else if (p->be->eng.local)
 		r = dk_kill_local(p, sig);
 	if (r == -ENOTSUP)
 		r = dk_kill_remote(p, sig);

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -18,7 +19,8 @@
 struct sbx_agent_proc {
 	int fd;
 	pid_t pid;
-	pthread_mutex_t wlock;   /* kill messages from several threads */
+	pthread_mutex_t wlock;   /* kill messages from several threads, and `ended`; a leaf lock */
+	bool ended;              /* sbx_agent_wait has seen the end: kills are no-ops */
 };
 
 static int ac_connect(const char *path, struct sbx_err *err)
@@ -312,6 +314,19 @@ static void ac_free(struct sbx_agent_proc *p)
 	free(p);
 }
 
+void sbx_agent_proc_free(struct sbx_agent_proc *p)
+{
+	if (p)
+		ac_free(p);
+}
+
+static void ac_mark_ended(struct sbx_agent_proc *p)
+{
+	pthread_mutex_lock(&p->wlock);
+	p->ended = true;
+	pthread_mutex_unlock(&p->wlock);
+}
+
 int sbx_agent_wait(struct sbx_agent_proc *p, struct sbx_exit *out, struct sbx_err *err)
 {
 	struct sbx_agent_hdr h;
@@ -324,11 +339,11 @@ int sbx_agent_wait(struct sbx_agent_proc *p, struct sbx_exit *out, struct sbx_er
 			/* The agent went away: the sandbox stopped and took the process with it. */
 			out->signaled = true;
 			out->code = SIGKILL;
-			ac_free(p);
+			ac_mark_ended(p);
 			return 0;
 		}
 		if (r < 0) {
-			ac_free(p);
+			ac_mark_ended(p);
 			return sbx_err_sys(err, -r, "waiting for the process");
 		}
 		if (h.type == SBX_AGENT_EXIT && h.len == sizeof(struct sbx_agent_exit)) {
@@ -338,7 +353,7 @@ int sbx_agent_wait(struct sbx_agent_proc *p, struct sbx_exit *out, struct sbx_er
 			out->signaled = ex.signaled != 0;
 			out->code = ex.code;
 			free(payload);
-			ac_free(p);
+			ac_mark_ended(p);
 			return 0;
 		}
 		free(payload);
@@ -354,7 +369,7 @@ int sbx_agent_kill(struct sbx_agent_proc *p, int sig)
 	int r;
 
 	pthread_mutex_lock(&p->wlock);
-	r = ac_send_all(p->fd, (const char *)&m, sizeof(m));
+	r = p->ended ? 0 : ac_send_all(p->fd, (const char *)&m, sizeof(m));
 	pthread_mutex_unlock(&p->wlock);
 	/* A process that has just ended leaves nothing to kill. */
 	return r == -EPIPE || r == -ECONNRESET ? 0 : r;

@@ -7,11 +7,13 @@
  *   struct sbx_agent_proc *p;
  *   if (sbx_agent_spawn("/state/x/agent.sock", &ex, 30000, &p, &err) < 0) ...;
  *   ... sbx_agent_kill(p, SIGTERM) from any thread ...
- *   sbx_agent_wait(p, &exit, &err);   // blocks, then frees p
+ *   sbx_agent_wait(p, &exit, &err);   // blocks until the process ends
+ *   sbx_agent_proc_free(p);           // once every killer is done too
  *
  * Threads: sbx_agent_kill may run concurrently with sbx_agent_wait on the same
- * proc; nothing may touch the proc once sbx_agent_wait or sbx_agent_abandon
- * has returned. If the agent goes away while the process runs (the sandbox
+ * proc, and after it (then it does nothing). Neither frees p: the owner calls
+ * sbx_agent_proc_free (or sbx_agent_abandon instead of waiting) once no other
+ * thread can use p. If the agent goes away while the process runs (the sandbox
  * was stopped or restarted), sbx_agent_wait reports it as killed by SIGKILL.
  */
 #ifndef SBX_AGENT_CLIENT_H
@@ -41,12 +43,16 @@ int sbx_agent_spawn(const char *sock_path, const struct sbx_exec *ex, int timeou
 /* The process's pid inside the sandbox. */
 pid_t sbx_agent_proc_pid(const struct sbx_agent_proc *p);
 
-/* Blocks until the process ends, fills *out, and frees p. */
+/* Blocks until the process ends and fills *out. Does not free p. */
 int sbx_agent_wait(struct sbx_agent_proc *p, struct sbx_exit *out, struct sbx_err *err);
+
+/* Frees p after sbx_agent_wait has returned and no sbx_agent_kill on it can still run. */
+void sbx_agent_proc_free(struct sbx_agent_proc *p);
 
 /*
  * Sends sig to the process group; SIGKILL also kills every process of the
- * process's session. Returns 0 or a negative errno.
+ * process's session. Returns 0 or a negative errno; 0 once the process has
+ * ended (sbx_agent_wait has seen its end).
  */
 int sbx_agent_kill(struct sbx_agent_proc *p, int sig);
 

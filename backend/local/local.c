@@ -886,10 +886,13 @@ static int lo_spawn(struct sbx_instance *in, const struct sbx_exec *ex, struct s
 
 static int lo_wait_proc(struct sbx_proc *p, struct sbx_exit *out, struct sbx_err *err)
 {
-	int r = sbx_agent_wait(p->ap, out, err);
+	return sbx_agent_wait(p->ap, out, err);
+}
 
+static void lo_free_proc(struct sbx_proc *p)
+{
+	sbx_agent_proc_free(p->ap);
 	free(p);
-	return r;
 }
 
 static int lo_kill_proc(struct sbx_proc *p, int sig)
@@ -928,6 +931,7 @@ const struct sbx_backend_ops sbx_local_backend = {
 	.spawn = lo_spawn,
 	.wait_proc = lo_wait_proc,
 	.kill_proc = lo_kill_proc,
+	.free_proc = lo_free_proc,
 	.root_fd = lo_root_fd,
 	.user_ids = lo_user_ids,
 };

@@ -162,8 +162,10 @@ static struct run run_full(struct sbx_instance *in, const char *const *argv, con
 		nanosleep(&(struct timespec){kill_after_ms / 1000, (kill_after_ms % 1000) * 1000000L}, NULL);
 		ops->kill_proc(p, sig);
 	}
-	if (r.rc == 0)
+	if (r.rc == 0) {
 		r.rc = ops->wait_proc(p, &r.ex, &r.e);
+		ops->free_proc(p);
+	}
 	pthread_join(so.th, NULL);
 	pthread_join(se.th, NULL);
 	r.out = so.buf ? so.buf : strdup("");

@@ -102,7 +102,9 @@ static int run(struct sbx_instance *in, const char *const *argv, const char *scr
 	}
 	*out = slurp(pfd[0]);
 	close(pfd[0]);
-	return ops->wait_proc(p, ex, err);
+	r = ops->wait_proc(p, ex, err);
+	ops->free_proc(p);
+	return r;
 }
 
 static char *sh(struct sbx_instance *in, const char *cmd, struct sbx_exit *ex)
@@ -188,6 +190,7 @@ static void bench(struct sbx_backend *be, const char *root)
 		t0 = now_ms();
 		ops->kill_proc(p, SIGKILL);
 		ops->wait_proc(p, &ex, &err);
+		ops->free_proc(p);
 		k[i] = now_ms() - t0;
 		t0 = now_ms();
 		if (ops->destroy(in, &err) < 0)
@@ -313,6 +316,7 @@ int main(int argc, char **argv)
 			t0 = now_ms();
 			ops->kill_proc(p, SIGKILL);
 			r = ops->wait_proc(p, &ex, &err);
+			ops->free_proc(p);
 			check(r == 0 && ex.signaled && ex.code == SIGKILL, "kill_proc(SIGKILL) ends the run (%.1f ms)",
 			      now_ms() - t0);
 		} else {

@@ -32,6 +32,18 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The MCP filesystem server (tests/pytest/test_mcp.py drives it as agents do), pinned; it runs
+# on Debian 12's Node.js 18. npm comes with other Node.js builds; Debian packages it apart.
+MCP_DIR=/opt/sbxfs-test MCP_PKG=@modelcontextprotocol/server-filesystem MCP_VER=2026.8.31
+if [[ "${1:-}" == "--test" ]] &&
+   ! grep -qs "\"version\": \"$MCP_VER\"" "$MCP_DIR/node_modules/$MCP_PKG/package.json"; then
+  if ! command -v npm >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  mkdir -p "$MCP_DIR"
+  npm install --prefix "$MCP_DIR" --no-audit --no-fund --loglevel=error "$MCP_PKG@$MCP_VER" >/dev/null
+fi
 # /dev/fuse must exist (containers sometimes lack the node).
 [[ -e /dev/fuse ]] || { mknod -m 666 /dev/fuse c 10 229 || true; }
 modprobe fuse 2>/dev/null || true

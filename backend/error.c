@@ -30,7 +30,7 @@ int sbx_err_sys(struct sbx_err *err, int code, const char *fmt, ...)
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
 	used = strlen(err->msg);
-	snprintf(err->msg + used, sizeof(err->msg) - used, ": %s", strerror(code));
+	snprintf(err->msg + used, sizeof(err->msg) - used, ": %s", sbx_errstr(code));
 	return -code;
 }
 
@@ -56,4 +56,12 @@ void sbx_err_clear(struct sbx_err *err)
 		err->code = 0;
 		err->msg[0] = '\0';
 	}
+}
+
+const char *sbx_errstr(int code)
+{
+	/* strerror() may share one buffer between threads; these texts are constants. */
+	const char *s = strerrordesc_np(code);
+
+	return s ? s : "unknown error";
 }

@@ -22,7 +22,7 @@ struct sbx_err {
 int sbx_err_set(struct sbx_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Like sbx_err_set, appending ": strerror(code)". */
+/* Like sbx_err_set, appending ": " and the text of code (sbx_errstr). */
 int sbx_err_sys(struct sbx_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -31,5 +31,8 @@ int sbx_err_wrap(struct sbx_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 void sbx_err_clear(struct sbx_err *err);
+
+/* Thread-safe text of an errno ("unknown error" for a number libc does not know). */
+const char *sbx_errstr(int code);
 
 #endif

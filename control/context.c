@@ -127,11 +127,6 @@ bool ctx_exists(struct sandbox *sb, const char *name)
 	return found;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 char **ctx_names(struct sandbox *sb)
 {
 	size_t n = 0, i = 0;
@@ -146,7 +141,7 @@ char **ctx_names(struct sandbox *sb)
 			i++;
 	pthread_mutex_unlock(&sb->lock);
 	if (names)
-		qsort(names, i, sizeof(*names), cmp_str);
+		qsort(names, i, sizeof(*names), sbx_cmp_str);
 	return names;
 }
 
@@ -470,14 +465,6 @@ void ctx_outcome_free(struct ctx_outcome *o)
 
 /* ---- one run ---- */
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void note(struct spool *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(struct spool *s, const char *fmt, ...)
 {
@@ -569,7 +556,7 @@ int ctx_exec(struct sandbox *sb, struct context *c, enum run_lang lang, const ch
 	if (!cmd)
 		return sbx_err_set(err, ENOMEM, "out of memory");
 
-	deadline = mono_ms() + timeout_s * 1000;
+	deadline = sbx_mono_ms() + timeout_s * 1000;
 	for (;;) {
 		struct pollfd pfd[4] = {
 			{ .fd = out_eof ? -1 : ip->out_fd, .events = POLLIN },
@@ -577,7 +564,7 @@ int ctx_exec(struct sandbox *sb, struct context *c, enum run_lang lang, const ch
 			{ .fd = sent < total ? ip->in_fd : -1, .events = POLLOUT },
 			{ .fd = c->abort_fd, .events = POLLIN },
 		};
-		uint64_t now = mono_ms();
+		uint64_t now = sbx_mono_ms();
 
 		if (poll(pfd, 4, now >= deadline ? 0 : (int)(deadline - now)) < 0 && errno != EINTR) {
 			ret = sbx_err_sys(err, errno, "poll");
@@ -601,11 +588,11 @@ int ctx_exec(struct sandbox *sb, struct context *c, enum run_lang lang, const ch
 			 * Wait for stdout's marker too (bounded: a driver whose stdout
 			 * the code closed sends none), so no output is left behind.
 			 */
-			uint64_t grace = mono_ms() + STDOUT_MARK_WAIT_MS;
+			uint64_t grace = sbx_mono_ms() + STDOUT_MARK_WAIT_MS;
 
 			while (!out_eof && mo.state != M_DONE) {
 				struct pollfd p = { .fd = ip->out_fd, .events = POLLIN };
-				uint64_t t = mono_ms();
+				uint64_t t = sbx_mono_ms();
 
 				if (t >= grace || poll(&p, 1, (int)(grace - t)) <= 0)
 					break;
@@ -634,7 +621,7 @@ int ctx_exec(struct sandbox *sb, struct context *c, enum run_lang lang, const ch
 			note(err_spool, "\n[sbxfs: context '%s' is being removed; the run was stopped]\n", c->name);
 			break;
 		}
-		if (mono_ms() >= deadline) {
+		if (sbx_mono_ms() >= deadline) {
 			read_some(ip->out_fd, out, NULL, cap);
 			read_some(ip->err_fd, err_spool, &m, cap);
 			interp_end(sb, ip, true, NULL);
@@ -703,7 +690,7 @@ int ctx_destroy(struct sandbox *sb, const char *name, struct sbx_err *err)
 	pthread_mutex_unlock(&sb->lock);
 	run_fail_items(items, idle);
 	ctx_kill_interps(sb, c);
-	rm_rf(c->dir);
+	sbx_rm_rf(c->dir);
 	ctx_free(c);
 	return 0;
 }

@@ -156,11 +156,6 @@ void registry_remove(struct sbx_ctl *ctl, struct sandbox *sb)
 		sandbox_put(sb);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 char **ctl_sandbox_names(struct sbx_ctl *ctl)
 {
 	char **names;
@@ -177,7 +172,7 @@ char **ctl_sandbox_names(struct sbx_ctl *ctl)
 	}
 	pthread_mutex_unlock(&ctl->lock);
 	if (names)
-		qsort(names, n, sizeof(*names), cmp_str);
+		qsort(names, n, sizeof(*names), sbx_cmp_str);
 	return names;
 }
 
@@ -277,7 +272,7 @@ int sandbox_create(struct sbx_ctl *ctl, const char *name, const char *template_n
 	return 0;
 
 out_rmdir:
-	rm_rf(sb->dir);
+	sbx_rm_rf(sb->dir);
 out_unregister:
 	pthread_mutex_lock(&sb->lock);
 	sb->dead = true;
@@ -320,7 +315,7 @@ int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err
 		sbx_err_wrap(err, "cannot kill sandbox '%s'", sb->name);
 		return ret;
 	}
-	rm_rf(sb->dir);
+	sbx_rm_rf(sb->dir);
 	return 0;
 }
 
@@ -442,24 +437,6 @@ static void *reaper_main(void *arg)
 
 /* ---- start-up and shut-down ---- */
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[4096];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, mode) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static void attach_all(struct sbx_ctl *ctl)
 {
 	char path[4200];
@@ -528,7 +505,7 @@ int ctl_open(const struct ctl_config *cfg, struct sbx_ctl **out, struct sbx_err 
 		goto out_free;
 	}
 	snprintf(path, sizeof(path), "%s/sandboxes", ctl->state_root);
-	ret = mkdir_p(path, 0700);
+	ret = sbx_mkdir_p(path, 0700, NULL);
 	if (ret) {
 		sbx_err_sys(err, -ret, "cannot create state directory '%s'", path);
 		goto out_free;

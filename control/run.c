@@ -223,34 +223,6 @@ out:
 	return envp;
 }
 
-static int write_small(const char *path, const char *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, data, len);
-	close(fd);
-	return n == (ssize_t)len ? 0 : -EIO;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Parses "# sbxfs: timeout=N" (or "// sbxfs: timeout=N") on the first line. */
 static uint64_t code_timeout(const char *code, size_t len, uint64_t dflt)
 {
@@ -299,7 +271,7 @@ static void prune_history(const char *base, uint64_t keep, uint64_t latest)
 		snprintf(path, sizeof(path), "%s/runs/%llu", base, (unsigned long long)n);
 		if (stat(path, &st))
 			break;
-		rm_rf(path);
+		sbx_rm_rf(path);
 	}
 }
 
@@ -342,7 +314,7 @@ static int proc_exec(struct sandbox *sb, struct run_item *it, int stdin_fd, uint
 	ex.script_len = it->len;
 	ex.script_name = lang_files[it->lang];
 
-	start_mono = mono_ms();
+	start_mono = sbx_mono_ms();
 	pthread_mutex_lock(&sb->op_lock);
 	if (!sb->inst || !sandbox_alive(sb))
 		ret = sbx_err_set(err, ENOENT, "sandbox '%s' is not running", sb->name);
@@ -372,7 +344,7 @@ static int proc_exec(struct sandbox *sb, struct run_item *it, int stdin_fd, uint
 			{ .fd = err_spool->in, .events = POLLIN },
 			{ .fd = w.efd, .events = POLLIN },
 		};
-		uint64_t elapsed = mono_ms() - start_mono, deadline = timeout_s * 1000;
+		uint64_t elapsed = sbx_mono_ms() - start_mono, deadline = timeout_s * 1000;
 		int wait_ms = *timed_out ? -1 : (elapsed >= deadline ? 0 : (int)(deadline - elapsed));
 
 		if (poll(pfd, 3, wait_ms) < 0 && errno != EINTR)
@@ -383,7 +355,7 @@ static int proc_exec(struct sandbox *sb, struct run_item *it, int stdin_fd, uint
 			spool_drain(err_spool, cap);
 		if (pfd[2].revents)
 			break;
-		if (!*timed_out && mono_ms() - start_mono >= deadline) {
+		if (!*timed_out && sbx_mono_ms() - start_mono >= deadline) {
 			*timed_out = true;
 			sb->ctl->ops->kill_proc(w.proc, SIGKILL);
 		}
@@ -447,13 +419,13 @@ static void write_outcome_files(const char *dir, struct ctx_outcome *o)
 		if (text) {
 			memcpy(text, o->result, len);
 			text[len] = '\n';
-			write_small(path, text, len + 1);
+			sbx_write_file(path, text, len + 1, 0600, NULL);
 			free(text);
 		}
 	}
 	for (size_t i = 0; i < o->npng; i++) {
 		snprintf(path, sizeof(path), "%s/figure-%zu.png", dir, i + 1);
-		write_small(path, o->png[i], o->png_len[i]);
+		sbx_write_file(path, o->png[i], o->png_len[i], 0600, NULL);
 	}
 }
 
@@ -496,7 +468,7 @@ static void recycle_run_dir(const char *base, uint64_t keep, uint64_t n, const c
 static int run_one(struct sandbox *sb, struct run_queue *q, struct run_item *it, uint64_t n)
 {
 	struct spool out = { .in = -1, .out = -1 }, err_spool = { .in = -1, .out = -1 };
-	uint64_t cap = sb->ctl->cfg.output_max, timeout_s = 0, start_ms = now_ms(), start_mono = mono_ms();
+	uint64_t cap = sb->ctl->cfg.output_max, timeout_s = 0, start_ms = sbx_real_ms(), start_mono = sbx_mono_ms();
 	struct ctx_outcome o = { .exit_code = -1 };
 	struct context *c = q->ctx;
 	struct sbx_err err = { 0 };
@@ -517,7 +489,7 @@ static int run_one(struct sandbox *sb, struct run_queue *q, struct run_item *it,
 		goto out_report;
 	}
 	snprintf(path, sizeof(path), "%s/code", dir);
-	write_small(path, it->code, it->len);
+	sbx_write_file(path, it->code, it->len, 0600, NULL);
 	snprintf(path, sizeof(path), "%s/stdout", dir);
 	out.out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	snprintf(path, sizeof(path), "%s/stderr", dir);
@@ -534,8 +506,8 @@ static int run_one(struct sandbox *sb, struct run_queue *q, struct run_item *it,
 	timeout_s = code_timeout(it->code, it->len, sb->timeout);
 	if (q->stdin_buf) {
 		snprintf(path, sizeof(path), "%s/stdin", dir);
-		if (write_small(path, q->stdin_buf, q->stdin_len) == 0 && !c)
-			stdin_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (sbx_write_file(path, q->stdin_buf, q->stdin_len, 0600, NULL) == 0 && !c)
+			stdin_fd = open(path, O_RDONLY | O_CLOEXEC, 0600, NULL);
 		if (c) {
 			stdin_copy = malloc(q->stdin_len ? q->stdin_len : 1);
 			if (stdin_copy) {
@@ -546,8 +518,8 @@ static int run_one(struct sandbox *sb, struct run_queue *q, struct run_item *it,
 	}
 	pthread_mutex_unlock(&sb->lock);
 
-	start_ms = now_ms();
-	start_mono = mono_ms();
+	start_ms = sbx_real_ms();
+	start_mono = sbx_mono_ms();
 	if (c) {
 		if (ctx_exec(sb, c, it->lang, it->code, it->len, stdin_copy, stdin_len, timeout_s, &out,
 			     &err_spool, &o, &err) == 0) {
@@ -581,13 +553,13 @@ out_report:
 	json_object_object_add(info, "run", json_object_new_int64((int64_t)n));
 	json_object_object_add(info, "language", json_object_new_string(lang_names[it->lang]));
 	json_object_object_add(info, "context", c ? json_object_new_string(c->name) : NULL);
-	end_ms = now_ms();
+	end_ms = sbx_real_ms();
 	json_object_object_add(info, "start", json_object_new_string(iso_ms(start_ms, stamp[0])));
 	json_object_object_add(info, "end", json_object_new_string(iso_ms(end_ms, stamp[1])));
 	json_object_object_add(info, "start_ms", json_object_new_int64((int64_t)start_ms));
 	json_object_object_add(info, "end_ms", json_object_new_int64((int64_t)end_ms));
 	json_object_object_add(info, "duration_ms",
-			       json_object_new_int64((int64_t)(err.code ? 0 : mono_ms() - start_mono)));
+			       json_object_new_int64((int64_t)(err.code ? 0 : sbx_mono_ms() - start_mono)));
 	json_object_object_add(info, "timeout", json_object_new_int64((int64_t)timeout_s));
 	json_object_object_add(info, "timed_out", json_object_new_boolean(timed_out));
 	json_object_object_add(info, "exit", json_object_new_int(exit_code));
@@ -600,7 +572,7 @@ out_report:
 	{
 		const char *text = json_object_to_json_string_ext(info, JSON_C_TO_STRING_PRETTY);
 
-		write_small(path, text, strlen(text));
+		sbx_write_file(path, text, strlen(text), 0600, NULL);
 	}
 	json_object_put(info);
 	/* `exit` last: its presence says the run has ended (and inotify sees it). */
@@ -609,7 +581,7 @@ out_report:
 		char text[32];
 		int len = snprintf(text, sizeof(text), "%d\n", exit_code);
 
-		write_small(path, text, (size_t)len);
+		sbx_write_file(path, text, (size_t)len, 0600, NULL);
 	}
 
 	if (out.in >= 0)

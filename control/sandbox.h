@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "control.h"
+#include "../backend/util.h"
 
 struct json_object;
 
@@ -104,8 +105,6 @@ void ctl_close_sandboxes(struct sbx_ctl *ctl);
 /* state.c: sandbox.json, written atomically */
 int state_save(struct sandbox *sb, struct sbx_err *err);
 int state_load(struct sbx_ctl *ctl, const char *name, struct sandbox **out, struct sbx_err *err);
-int write_file_atomic(const char *path, const char *data, size_t len, struct sbx_err *err);
-int rm_rf(const char *path);
 
 /* run.c */
 void run_queue_free(struct run_queue *q);

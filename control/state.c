@@ -10,71 +10,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-int write_file_atomic(const char *path, const char *data, size_t len, struct sbx_err *err)
-{
-	char tmp[4200];
-	size_t done = 0;
-	int fd;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return sbx_err_sys(err, errno, "cannot write '%s'", tmp);
-	while (done < len) {
-		ssize_t n = write(fd, data + done, len - done);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			goto out_fail;
-		}
-		done += (size_t)n;
-	}
-	if (fsync(fd))
-		goto out_fail;
-	if (close(fd)) {
-		fd = -1;
-		goto out_fail;
-	}
-	if (rename(tmp, path)) {
-		fd = -1;
-		goto out_fail;
-	}
-	return 0;
-
-out_fail: {
-	int saved = errno;
-
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return sbx_err_sys(err, saved, "cannot write '%s'", path);
-}
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
-int rm_rf(const char *path)
-{
-	return nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
 
 static json_object *limits_json(const struct sbx_limits *l)
 {
@@ -115,7 +56,7 @@ int state_save(struct sandbox *sb, struct sbx_err *err)
 
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	snprintf(path, sizeof(path), "%s/sandbox.json", sb->dir);
-	ret = write_file_atomic(path, text, strlen(text), err);
+	ret = sbx_write_file_atomic(path, text, strlen(text), SBX_WRITE_SYNC, err);
 	json_object_put(o);
 	return ret;
 }

@@ -9,6 +9,7 @@
  */
 #include "fs.h"
 #include "../control/ctl_parse.h"
+#include "../backend/util.h"
 
 #include <errno.h>
 #include <fuse_opt.h>
@@ -114,21 +115,6 @@ static char *default_state_dir(void)
 	if (xdg && xdg[0] == '/')
 		return asprintf(&dir, "%s/sbxfs", xdg) < 0 ? NULL : dir;
 	return asprintf(&dir, "%s/.local/state/sbxfs", home ? home : "/tmp") < 0 ? NULL : dir;
-}
-
-static int mkdir_parents(const char *path)
-{
-	char buf[PATH_MAX];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		mkdir(buf, 0755);
-		*p = '/';
-	}
-	return mkdir(buf, 0700) && errno != EEXIST ? -errno : 0;
 }
 
 /* Where sbxfs-agent is: beside this binary in a build tree, else the install dir. */
@@ -239,8 +225,12 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	state = o.state ? strdup(o.state) : default_state_dir();
-	if (!state || mkdir_parents(state)) {
-		fprintf(stderr, "sbxfs: cannot create state directory '%s': %m\n", state ? state : "");
+	if (!state) {
+		fprintf(stderr, "sbxfs: out of memory\n");
+		goto out_args;
+	}
+	if (sbx_mkdir_p(state, 0700, &err) < 0) {
+		fprintf(stderr, "sbxfs: cannot create state directory: %s\n", err.msg);
 		goto out_args;
 	}
 	cfg.state_root = realpath(state, NULL);

@@ -17,6 +17,7 @@
  * a second exec runs `kill -SIG -PGID` with the pgid read from DIR/pid.
  */
 #include "dk.h"
+#include "../util.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -526,23 +527,9 @@ static size_t dk_proc_table(struct dk_pp **out)
 	if (!d)
 		return 0;
 	while ((de = readdir(d))) {
-		char path[64], buf[512], *rp;
-		ssize_t len;
-		int fd;
+		struct sbx_proc_stat st;
 
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (len <= 0)
-			continue;
-		buf[len] = '\0';
-		rp = strrchr(buf, ')');
-		if (!rp)
+		if (!isdigit((unsigned char)de->d_name[0]) || sbx_proc_stat((pid_t)atoi(de->d_name), &st) < 0)
 			continue;
 		if (n == cap) {
 			struct dk_pp *t = realloc(*out, (cap ? cap * 2 : 256) * sizeof(**out));
@@ -553,8 +540,7 @@ static size_t dk_proc_table(struct dk_pp **out)
 			cap = cap ? cap * 2 : 256;
 		}
 		(*out)[n].pid = (pid_t)atoi(de->d_name);
-		if (sscanf(rp + 2, "%*c %d", &(*out)[n].ppid) != 1)
-			continue;
+		(*out)[n].ppid = st.ppid;
 		n++;
 	}
 	closedir(d);

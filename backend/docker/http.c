@@ -302,7 +302,7 @@ static int dk_perform(const struct dk_engine *eng, CURL *c, const char *method, 
 			*resp = (struct dk_resp){0};
 		if (e == ECONNREFUSED)
 			return sbx_err_set(err, e, "docker engine at '%s' is not reachable: %s",
-					   eng->host, strerror(e));
+					   eng->host, sbx_errstr(e));
 		return sbx_err_set(err, e, "docker engine at '%s': %s %s: %s", eng->host, method, path,
 				   errbuf[0] ? errbuf : curl_easy_strerror(cc));
 	}
@@ -452,7 +452,7 @@ int dk_hijack(const struct dk_engine *eng, const char *path, const char *body,
 		curl_easy_cleanup(c);
 		free(url);
 		return sbx_err_set(err, e, "docker engine at '%s' is not reachable: %s", eng->host,
-				   e == ECONNREFUSED ? strerror(e) : errbuf[0] ? errbuf : curl_easy_strerror(cc));
+				   e == ECONNREFUSED ? sbx_errstr(e) : errbuf[0] ? errbuf : curl_easy_strerror(cc));
 	}
 	free(url);
 	st->curl = c;

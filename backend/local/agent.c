@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "agent_proto.h"
+#include "../util.h"
 
 enum cstate {
 	C_READING,   /* waiting for the request */
@@ -83,18 +84,6 @@ static void agent_log(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static int write_file(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, s, strlen(s));
-	close(fd);
-	return n < 0 ? -1 : 0;
-}
-
 /* Drops to uid/gid and leaves no capability in any set. */
 static int agent_drop_privileges(uid_t uid, gid_t gid)
 {
@@ -107,11 +96,11 @@ static int agent_drop_privileges(uid_t uid, gid_t gid)
 		for (cap_value_t c = 0; c <= CAP_LAST_CAP + 8; c++)
 			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) {
 				agent_log("cannot drop capability %d from the bounding set: %s", (int)c,
-					  strerror(errno));
+					  sbx_errstr(errno));
 				return -1;
 			}
 		if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
-			agent_log("cannot become uid %u gid %u: %s", uid, gid, strerror(errno));
+			agent_log("cannot become uid %u gid %u: %s", uid, gid, sbx_errstr(errno));
 			return -1;
 		}
 	} else {
@@ -122,7 +111,7 @@ static int agent_drop_privileges(uid_t uid, gid_t gid)
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	caps = cap_init();
 	if (!caps || cap_set_proc(caps) < 0) {
-		agent_log("cannot clear capabilities: %s", strerror(errno));
+		agent_log("cannot clear capabilities: %s", sbx_errstr(errno));
 		ret = -1;
 	}
 	if (caps)
@@ -220,37 +209,16 @@ static size_t scan_procs(struct proc_link *out, size_t max)
 	if (!d)
 		return 0;
 	while ((de = readdir(d)) && n < max) {
-		char path[64], buf[512], *rp;
-		long p = strtol(de->d_name, &rp, 10);
-		ssize_t len;
-		int fd;
+		char *end;
+		long p = strtol(de->d_name, &end, 10);
+		struct sbx_proc_stat st;
 
-		if (*rp || p <= 0)
+		if (*end || p <= 0 || sbx_proc_stat((pid_t)p, &st) < 0)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/stat", p);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (len <= 0)
-			continue;
-		buf[len] = '\0';
-		/* the command name may hold spaces and parentheses: parse after the last ')' */
-		rp = strrchr(buf, ')');
-		if (!rp)
-			continue;
-		{
-			char state;
-			int ppid, pgrp, sid;
-
-			if (sscanf(rp + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4)
-				continue;
-			out[n].pid = (pid_t)p;
-			out[n].ppid = (pid_t)ppid;
-			out[n].sid = (pid_t)sid;
-			n++;
-		}
+		out[n].pid = (pid_t)p;
+		out[n].ppid = st.ppid;
+		out[n].sid = st.sid;
+		n++;
 	}
 	closedir(d);
 	return n;
@@ -353,7 +321,7 @@ static void child_exec(struct agent *a, struct client *c, char **argv, char **en
 	signal(SIGPIPE, SIG_DFL);
 	setsid();
 	if (a->oom_protected)
-		write_file("/proc/self/oom_score_adj", "0");
+		sbx_write_knob("/proc/self/oom_score_adj", "0", NULL);
 	for (int i = 0; i < 3; i++) {
 		int fd;
 
@@ -471,7 +439,7 @@ static void handle_spawn(struct agent *a, struct client *c)
 	if (*strs[1]) {
 		e = write_script(a, c, strs[1], p + len, sp.script_len);
 		if (e) {
-			send_error(c, e, "cannot write script '%s': %s", strs[1], strerror(e));
+			send_error(c, e, "cannot write script '%s': %s", strs[1], sbx_errstr(e));
 			goto fail;
 		}
 		for (uint32_t i = 0; i < sp.argc; i++)
@@ -480,13 +448,13 @@ static void handle_spawn(struct agent *a, struct client *c)
 	}
 	if (pipe2(pipefds, O_CLOEXEC) < 0) {
 		e = errno;
-		send_error(c, e, "cannot start '%s': %s", argv[0], strerror(e));
+		send_error(c, e, "cannot start '%s': %s", argv[0], sbx_errstr(e));
 		goto fail;
 	}
 	c->pid = fork();
 	if (c->pid < 0) {
 		e = errno;
-		send_error(c, e, "cannot start '%s': %s", argv[0], strerror(e));
+		send_error(c, e, "cannot start '%s': %s", argv[0], sbx_errstr(e));
 		goto fail;
 	}
 	if (c->pid == 0) {
@@ -544,13 +512,13 @@ static void handle_errpipe(struct agent *a, struct client *c)
 		int e = v[1];
 
 		if (v[0] == 1)
-			send_error(c, e, "cannot change to the working directory: %s", strerror(e));
+			send_error(c, e, "cannot change to the working directory: %s", sbx_errstr(e));
 		else if (v[0] == 2 && e == ENOENT)
 			send_error(c, e, "command not found");
 		else if (v[0] == 2)
-			send_error(c, e, "cannot execute the command: %s", strerror(e));
+			send_error(c, e, "cannot execute the command: %s", sbx_errstr(e));
 		else
-			send_error(c, e, "cannot set up the process: %s", strerror(e));
+			send_error(c, e, "cannot set up the process: %s", sbx_errstr(e));
 		/* It exits 127 by itself; reap it, then drop the client. */
 		c->state = C_ORPHAN;
 		if (c->exited)
@@ -738,7 +706,7 @@ static int agent_loop(struct agent *a)
 			free(who);
 			if (errno == EINTR)
 				continue;
-			agent_log("poll: %s", strerror(errno));
+			agent_log("poll: %s", sbx_errstr(errno));
 			return 1;
 		}
 		if (pf[0].revents)
@@ -784,23 +752,11 @@ static int agent_loop(struct agent *a)
 
 static int listen_path(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
+	struct sbx_err err = { 0 };
+	int fd = sbx_unix_listen(path, 0, &err);
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		agent_log("socket path too long: %s", path);
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -1;
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
-		agent_log("cannot listen on %s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
+		agent_log("%s", err.msg);
 	return fd;
 }
 
@@ -844,7 +800,7 @@ int main(int argc, char **argv)
 	 * Writing -1000 succeeds without privilege when it is already -1000
 	 * (set by whoever started us).
 	 */
-	a.oom_protected = write_file("/proc/self/oom_score_adj", "-1000") == 0;
+	a.oom_protected = sbx_write_knob("/proc/self/oom_score_adj", "-1000", NULL) == 0;
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	if (listen_at)
 		a.lfd = listen_path(listen_at);
@@ -857,15 +813,15 @@ int main(int argc, char **argv)
 	if (mkdir(a.scripts, 0700) < 0 && errno != EEXIST && getuid() != 0) {
 		a.scripts = "/tmp/.sbxfs-agent";
 		if (mkdir(a.scripts, 0700) < 0 && errno != EEXIST) {
-			agent_log("cannot create %s: %s", a.scripts, strerror(errno));
+			agent_log("cannot create %s: %s", a.scripts, sbx_errstr(errno));
 			return 1;
 		}
 	} else if (access(a.scripts, F_OK) < 0) {
-		agent_log("cannot create %s: %s", a.scripts, strerror(errno));
+		agent_log("cannot create %s: %s", a.scripts, sbx_errstr(errno));
 		return 1;
 	}
 	if (getuid() == 0 && chown(a.scripts, uid, gid) < 0) {
-		agent_log("cannot chown %s: %s", a.scripts, strerror(errno));
+		agent_log("cannot chown %s: %s", a.scripts, sbx_errstr(errno));
 		return 1;
 	}
 	if (agent_drop_privileges(uid, gid) < 0)
@@ -877,7 +833,7 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	a.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (a.sfd < 0) {
-		agent_log("signalfd: %s", strerror(errno));
+		agent_log("signalfd: %s", sbx_errstr(errno));
 		return 1;
 	}
 	return agent_loop(&a);

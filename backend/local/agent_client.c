@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "agent_proto.h"
+#include "../util.h"
 
 struct sbx_agent_proc {
 	int fd;
@@ -25,31 +26,11 @@ struct sbx_agent_proc {
 
 static int ac_connect(const char *path, struct sbx_err *err)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, e;
+	int fd = sbx_unix_connect(path, err);
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return sbx_err_set(err, ENAMETOOLONG, "agent socket path too long: '%s'", path);
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return sbx_err_sys(err, errno, "creating a socket");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		e = errno;
-		close(fd);
-		if (e == ECONNREFUSED || e == ENOENT)
-			return sbx_err_set(err, ECONNREFUSED, "the sandbox is not running (no agent answers)");
-		return sbx_err_sys(err, e, "connecting to the sandbox agent");
-	}
+	if (fd == -ECONNREFUSED || fd == -ENOENT)
+		return sbx_err_set(err, ECONNREFUSED, "the sandbox is not running (no agent answers)");
 	return fd;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Reads exactly len bytes; timeout_ms < 0 waits for ever. 0, -ETIMEDOUT, -EPIPE or -errno. */
@@ -65,7 +46,7 @@ static int ac_read(int fd, void *buf, size_t len, long long deadline, struct ucr
 
 		if (deadline >= 0) {
 			struct pollfd pf = { fd, POLLIN, 0 };
-			long long left = deadline - now_ms();
+			long long left = deadline - (long long)sbx_mono_ms();
 			int r;
 
 			if (left < 0)
@@ -147,7 +128,7 @@ int sbx_agent_hello(const char *sock_path, int timeout_ms, pid_t *host_pid, stru
 	setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
 	r = ac_send_all(fd, (const char *)&h, sizeof(h));
 	if (r == 0)
-		r = ac_recv(fd, now_ms() + timeout_ms, &h, &payload, &cred);
+		r = ac_recv(fd, (long long)sbx_mono_ms() + timeout_ms, &h, &payload, &cred);
 	close(fd);
 	free(payload);
 	if (r == -ETIMEDOUT)
@@ -258,7 +239,7 @@ int sbx_agent_spawn(const char *sock_path, const struct sbx_exec *ex, int timeou
 		close(fd);
 		return sbx_err_sys(err, -r, "sending the command to the sandbox agent");
 	}
-	r = ac_recv(fd, timeout_ms < 0 ? -1 : now_ms() + timeout_ms, &h, &payload, NULL);
+	r = ac_recv(fd, timeout_ms < 0 ? -1 : (long long)sbx_mono_ms() + timeout_ms, &h, &payload, NULL);
 	if (r < 0) {
 		close(fd);
 		if (r == -ETIMEDOUT)

@@ -1,5 +1,6 @@
 /* lo_cgroup.c - creating, limiting, freezing, emptying and reading sandbox cgroups (v1 and v2). */
 #include "lo_cgroup.h"
+#include "../util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,17 +18,9 @@ static const char *const ctl_names[LO_NCTL] = { "memory", "cpu", "cpuacct", "pid
 static int cg_write(const char *dir, const char *file, const char *val)
 {
 	char path[PATH_MAX + 64];
-	int fd, e = 0;
-	size_t len = strlen(val);
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, len) != (ssize_t)len)
-		e = -errno;
-	close(fd);
-	return e;
+	return sbx_write_knob(path, val, NULL);
 }
 
 /* Reads a small file into buf; returns length or -errno. */

@@ -7,12 +7,12 @@
  */
 #define _XOPEN_SOURCE 700
 #include "lo_template.h"
+#include "../util.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,37 +124,9 @@ static void etc_copy_dir(const char *src, const char *dst, const char *rel)
 static int put_file(const char *root, const char *rel, const char *text, mode_t mode)
 {
 	char path[PATH_MAX * 2];
-	int fd;
-	ssize_t len = (ssize_t)strlen(text);
 
 	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, (size_t)len) != len) {
-		int e = -errno;
-
-		close(fd);
-		return e;
-	}
-	close(fd);
-	return 0;
-}
-
-static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (type == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
-void lo_rm_rf(const char *path)
-{
-	nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	return sbx_write_file(path, text, strlen(text), mode, NULL);
 }
 
 static int build_default(const char *tmp, struct sbx_err *err)
@@ -217,10 +189,8 @@ int lo_template_ensure(pthread_mutex_t *tmpl_lock, const char *state_root, const
 		pthread_mutex_unlock(tmpl_lock);
 		return 0;
 	}
-	snprintf(dir, sizeof(dir), "%s/templates", state_root);
-	mkdir(dir, 0755);
 	snprintf(dir, sizeof(dir), "%s/templates/%s", state_root, name);
-	mkdir(dir, 0755);
+	sbx_mkdir_p(dir, 0755, NULL); /* mkdtemp below reports what fails */
 	snprintf(tmp, sizeof(tmp), "%s/.rootfs-XXXXXX", dir);
 	if (!mkdtemp(tmp)) {
 		r = sbx_err_sys(err, errno, "building template '%s': creating '%s'", name, tmp);
@@ -234,7 +204,7 @@ int lo_template_ensure(pthread_mutex_t *tmpl_lock, const char *state_root, const
 	else if (r < 0)
 		sbx_err_wrap(err, "building template '%s'", name);
 	if (access(tmp, F_OK) == 0)
-		lo_rm_rf(tmp); /* failed, or another daemon won the race */
+		sbx_rm_rf(tmp); /* failed, or another daemon won the race */
 	pthread_mutex_unlock(tmpl_lock);
 	return r;
 }

@@ -15,7 +15,4 @@
 int lo_template_ensure(pthread_mutex_t *tmpl_lock, const char *state_root, const char *name, char *out, size_t size,
 		       struct sbx_err *err);
 
-/* Removes a directory tree (no symlink is followed); errors are ignored. */
-void lo_rm_rf(const char *path);
-
 #endif

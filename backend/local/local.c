@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "../backend.h"
+#include "../util.h"
 #include "agent_client.h"
 #include "lo_cgroup.h"
 #include "lo_disk.h"
@@ -75,33 +76,14 @@ struct sbx_proc {
 
 /* --- small helpers --- */
 
+/* A process's start time, 0 when it is gone or a zombie (0 never matches a live one). */
 static unsigned long long proc_starttime(pid_t pid)
 {
-	char path[64], buf[1024];
-	unsigned long long v = 0;
-	char *p;
-	int fd;
-	ssize_t n;
+	struct sbx_proc_stat st;
 
-	if (pid <= 0)
+	if (sbx_proc_stat(pid, &st) < 0 || st.state == 'Z' || st.state == 'X')
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	/* After "pid (comm)": state is field 3, starttime field 22. */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-			 &v) != 1)
-		return 0;
-	if (p[2] == 'Z' || p[2] == 'X')
-		return 0; /* a zombie is not alive */
-	return v;
+	return st.start;
 }
 
 static bool inst_agent_alive(struct sbx_instance *in)
@@ -116,11 +98,10 @@ static bool inst_agent_alive(struct sbx_instance *in)
 
 static int write_state(struct sbx_instance *in, struct sbx_err *err)
 {
-	char path[PATH_MAX + 32], tmp[PATH_MAX + 32];
+	char path[PATH_MAX + 32];
 	json_object *o = json_object_new_object();
 	const char *s;
-	int fd, r = 0;
-	size_t len;
+	int r;
 
 	if (!o)
 		return sbx_err_set(err, ENOMEM, "out of memory");
@@ -135,23 +116,13 @@ static int write_state(struct sbx_instance *in, struct sbx_err *err)
 	json_object_object_add(o, "cgroup", json_object_new_string(in->cg.v2 ? "v2" : "v1"));
 	pthread_mutex_unlock(&in->lock);
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	len = strlen(s);
 	snprintf(path, sizeof(path), "%s/local.json", in->state_dir);
-	snprintf(tmp, sizeof(tmp), "%s/.local.json.tmp", in->state_dir);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	/*
 	 * No fsync: the file matters after a daemon crash, when the page cache
 	 * survives; after a host crash its pids are stale anyway and attach
 	 * rebuilds from the disk image.
 	 */
-	if (fd < 0 || write(fd, s, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
-		r = sbx_err_sys(err, errno, "writing '%s'", tmp);
-	if (fd >= 0)
-		close(fd);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = sbx_err_sys(err, errno, "renaming '%s'", tmp);
-	if (r < 0)
-		unlink(tmp);
+	r = sbx_write_file_atomic(path, s, strlen(s), 0, err);
 	json_object_put(o);
 	return r;
 }
@@ -337,27 +308,6 @@ static int args_memfd(char *const argv[], char *const *end, struct sbx_err *err)
 	return fd;
 }
 
-static int listen_socket(const char *path, struct sbx_err *err)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, e;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return sbx_err_set(err, ENAMETOOLONG, "socket path '%s' is too long for a unix socket", path);
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return sbx_err_sys(err, errno, "creating the agent socket");
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 || listen(fd, 128) < 0) {
-		e = errno;
-		close(fd);
-		unlink(path);
-		return sbx_err_sys(err, e, "listening on '%s'", path);
-	}
-	return fd;
-}
-
 /* Starts bubblewrap and the agent in the sandbox's cgroups; returns once the agent answers. */
 static int lo_start(struct sbx_instance *in, struct sbx_err *err)
 {
@@ -420,7 +370,7 @@ static int lo_start(struct sbx_instance *in, struct sbx_err *err)
 		goto out;
 	}
 	/* The socket exists before the agent: a client's connect() waits in the backlog. */
-	lfd = listen_socket(in->sock, err);
+	lfd = sbx_unix_listen(in->sock, 0600, err);
 	if (lfd < 0) {
 		r = lfd;
 		goto out;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -19,9 +20,11 @@
 
 struct sbx_agent_proc {
 	int fd;
+	int wake;                /* eventfd: a SIGKILL was sent (wakes a guarded wait) */
 	pid_t pid;
-	pthread_mutex_t wlock;   /* kill messages from several threads, and `ended`; a leaf lock */
-	bool ended;              /* sbx_agent_wait has seen the end: kills are no-ops */
+	pthread_mutex_t wlock;   /* a leaf lock: kill messages from several threads, `ended`, killed_ms */
+	bool ended;              /* the wait has seen the end: kills are no-ops */
+	long long killed_ms;     /* when the first SIGKILL was sent; 0 = not yet */
 };
 
 static int ac_connect(const char *path, struct sbx_err *err)
@@ -265,10 +268,14 @@ int sbx_agent_spawn(const char *sock_path, const struct sbx_exec *ex, int timeou
 		return sbx_err_set(err, EPROTO, "unexpected answer from the sandbox agent");
 	}
 	p = calloc(1, sizeof(*p));
-	if (!p) {
+	if (p)
+		p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!p || p->wake < 0) {
+		r = p ? errno : ENOMEM;
+		free(p);
 		free(payload);
 		close(fd);
-		return sbx_err_set(err, ENOMEM, "out of memory");
+		return sbx_err_sys(err, r, "keeping track of the process");
 	}
 	{
 		struct sbx_agent_started st;
@@ -291,6 +298,7 @@ pid_t sbx_agent_proc_pid(const struct sbx_agent_proc *p)
 static void ac_free(struct sbx_agent_proc *p)
 {
 	close(p->fd);
+	close(p->wake);
 	pthread_mutex_destroy(&p->wlock);
 	free(p);
 }
@@ -308,13 +316,69 @@ static void ac_mark_ended(struct sbx_agent_proc *p)
 	pthread_mutex_unlock(&p->wlock);
 }
 
-int sbx_agent_wait(struct sbx_agent_proc *p, struct sbx_exit *out, struct sbx_err *err)
+/*
+ * When the wait must stop trusting the agent: grace_ms after the first
+ * SIGKILL; -1 (never) while no SIGKILL was sent or without a grace.
+ */
+static long long ac_give_up_at(struct sbx_agent_proc *p, int grace_ms)
+{
+	long long at;
+
+	if (grace_ms < 0)
+		return -1;
+	pthread_mutex_lock(&p->wlock);
+	at = p->killed_ms ? p->killed_ms + grace_ms : -1;
+	pthread_mutex_unlock(&p->wlock);
+	return at;
+}
+
+/* Waits until fd is readable, the wake eventfd fires, or deadline (-1: none). 1 = readable, 0 = woken/late. */
+static int ac_wait_readable(struct sbx_agent_proc *p, long long deadline)
+{
+	struct pollfd pf[2] = { { p->fd, POLLIN, 0 }, { p->wake, POLLIN, 0 } };
+	long long left = deadline < 0 ? -1 : deadline - now_ms();
+	uint64_t v;
+	int r;
+
+	if (deadline >= 0 && left <= 0)
+		return 0;
+	r = poll(pf, 2, (int)left);
+	if (pf[1].revents && read(p->wake, &v, sizeof(v)) < 0) {
+		/* EAGAIN: another read took it; the deadline is read again anyway */
+	}
+	if (r < 0 && errno != EINTR)
+		return 1; /* let the read report the error */
+	return r > 0 && pf[0].revents ? 1 : 0;
+}
+
+int sbx_agent_wait_guarded(struct sbx_agent_proc *p, int grace_ms, void (*stuck)(void *arg), void *arg,
+			   struct sbx_exit *out, struct sbx_err *err)
 {
 	struct sbx_agent_hdr h;
 	char *payload = NULL;
 	int r;
 
 	for (;;) {
+		long long give_up = ac_give_up_at(p, grace_ms);
+
+		if (!ac_wait_readable(p, give_up)) {
+			if (give_up < 0 || now_ms() < give_up)
+				continue;
+			/*
+			 * The agent did not act on the kill: it is stopped, frozen
+			 * or gone astray. The caller ends the process from outside;
+			 * the connection is cut so the agent kills it too if it
+			 * ever runs again.
+			 */
+			if (stuck)
+				stuck(arg);
+			shutdown(p->fd, SHUT_RDWR);
+			out->signaled = true;
+			out->code = SIGKILL;
+			ac_mark_ended(p);
+			return 0;
+		}
+		/* A message has started: its rest comes at once from a live agent. */
 		r = ac_recv(p->fd, -1, &h, &payload, NULL);
 		if (r == -EPIPE || r == -ECONNRESET) {
 			/* The agent went away: the sandbox stopped and took the process with it. */
@@ -341,19 +405,36 @@ int sbx_agent_wait(struct sbx_agent_proc *p, struct sbx_exit *out, struct sbx_er
 	}
 }
 
+int sbx_agent_wait(struct sbx_agent_proc *p, struct sbx_exit *out, struct sbx_err *err)
+{
+	return sbx_agent_wait_guarded(p, -1, NULL, NULL, out, err);
+}
+
 int sbx_agent_kill(struct sbx_agent_proc *p, int sig)
 {
 	struct {
 		struct sbx_agent_hdr h;
 		struct sbx_agent_kill k;
 	} m = { { SBX_AGENT_MAGIC, SBX_AGENT_KILL, sizeof(struct sbx_agent_kill) }, { sig } };
+	uint64_t one = 1;
 	int r;
 
 	pthread_mutex_lock(&p->wlock);
 	r = p->ended ? 0 : ac_send_all(p->fd, (const char *)&m, sizeof(m));
+	if (sig == SIGKILL && !p->killed_ms) {
+		p->killed_ms = now_ms();
+		if (write(p->wake, &one, sizeof(one)) < 0) {
+			/* the counter is full: the waiter is awake already */
+		}
+	}
 	pthread_mutex_unlock(&p->wlock);
 	/* A process that has just ended leaves nothing to kill. */
 	return r == -EPIPE || r == -ECONNRESET ? 0 : r;
+}
+
+void sbx_agent_hangup(struct sbx_agent_proc *p)
+{
+	shutdown(p->fd, SHUT_RDWR);
 }
 
 void sbx_agent_abandon(struct sbx_agent_proc *p)

@@ -50,6 +50,21 @@ int sbx_agent_wait(struct sbx_agent_proc *p, struct sbx_exit *out, struct sbx_er
 void sbx_agent_proc_free(struct sbx_agent_proc *p);
 
 /*
+ * As sbx_agent_wait, but distrusts the agent once a SIGKILL was sent through
+ * sbx_agent_kill: when no EXIT came grace_ms later, it calls stuck(arg) (which
+ * ends the process from outside the sandbox), hangs up and reports the process
+ * as killed by SIGKILL. grace_ms < 0 waits for ever.
+ */
+int sbx_agent_wait_guarded(struct sbx_agent_proc *p, int grace_ms, void (*stuck)(void *arg), void *arg,
+			   struct sbx_exit *out, struct sbx_err *err);
+
+/*
+ * Cuts the connection: a waiter returns as if the agent went away, and the
+ * agent kills the process when it next runs. Safe against a concurrent wait.
+ */
+void sbx_agent_hangup(struct sbx_agent_proc *p);
+
+/*
  * Sends sig to the process group; SIGKILL also kills every process of the
  * process's session. Returns 0 or a negative errno; 0 once the process has
  * ended (sbx_agent_wait has seen its end).

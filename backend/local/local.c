@@ -38,6 +38,8 @@
 #define LO_AGENT_IN "/run/sbxfs-agent"
 #define LO_HELLO_MS 10000
 #define LO_SPAWN_MS 30000
+/* How long the agent gets to act on a SIGKILL before the host ends the run itself. */
+#define LO_KILL_GRACE_MS 1000
 #define LO_MAX_CGFILES LO_NCTL
 
 struct sbx_backend {
@@ -62,7 +64,16 @@ struct sbx_instance {
 	char loopdev[32];
 	struct sbx_limits limits;
 	struct lo_cg cg;
-	pthread_mutex_t lock;            /* pids, metrics readings */
+	/*
+	 * Serialises (re)starting and ending the sandbox's processes (create,
+	 * restart, attach, destroy, and the host-side end of a stuck run, which
+	 * comes from a waiter thread outside the control plane's op_lock). Taken
+	 * before in->lock; backend-internal, below the control plane's locks.
+	 */
+	pthread_mutex_t start_lock;
+	bool gone;                       /* destroyed: nothing may start it again (start_lock) */
+	pthread_mutex_t lock;            /* a leaf: pids, refs, metrics readings */
+	unsigned refs;                   /* the control plane's handle + one per live process */
 	pid_t bwrap_pid, agent_pid;
 	unsigned long long bwrap_start, agent_start;
 	bool have_reading;
@@ -72,6 +83,8 @@ struct sbx_instance {
 
 struct sbx_proc {
 	struct sbx_agent_proc *ap;
+	struct sbx_instance *in;         /* holds a reference */
+	unsigned long long agent_start;  /* the agent that started it (its start time) */
 };
 
 /* --- small helpers --- */
@@ -560,13 +573,31 @@ static struct sbx_instance *inst_new(struct sbx_backend *be, const struct sbx_sp
 	snprintf(in->state_dir, sizeof(in->state_dir), "%s", spec->state_dir);
 	snprintf(in->sock, sizeof(in->sock), "%s/agent.sock", spec->state_dir);
 	in->limits = spec->limits;
+	in->refs = 1;
 	pthread_mutex_init(&in->lock, NULL);
+	pthread_mutex_init(&in->start_lock, NULL);
 	return in;
 }
 
+static void inst_ref(struct sbx_instance *in)
+{
+	pthread_mutex_lock(&in->lock);
+	in->refs++;
+	pthread_mutex_unlock(&in->lock);
+}
+
+/* Drops a reference; the last one frees (a process may outlive the control plane's handle). */
 static void inst_free(struct sbx_instance *in)
 {
+	unsigned left;
+
+	pthread_mutex_lock(&in->lock);
+	left = --in->refs;
+	pthread_mutex_unlock(&in->lock);
+	if (left)
+		return;
 	pthread_mutex_destroy(&in->lock);
+	pthread_mutex_destroy(&in->start_lock);
 	free(in);
 }
 
@@ -668,10 +699,13 @@ static int lo_destroy(struct sbx_instance *in, struct sbx_err *err)
 	char img[PATH_MAX + 16], st[PATH_MAX + 16];
 	int r;
 
+	pthread_mutex_lock(&in->start_lock);
+	in->gone = true;
 	/* A sandbox attached without cgroup paths (attach failure) still gets them computed. */
 	if (!in->cg.ndistinct)
 		lo_cg_open(&in->be->cgroot, in->id, false, &in->cg, err);
 	r = lo_teardown(in, err);
+	pthread_mutex_unlock(&in->start_lock);
 	if (r == 0) {
 		snprintf(img, sizeof(img), "%s/disk.img", in->state_dir);
 		snprintf(st, sizeof(st), "%s/local.json", in->state_dir);
@@ -722,19 +756,32 @@ static int lo_resume(struct sbx_instance *in, struct sbx_err *err)
 	return r;
 }
 
-static int lo_restart(struct sbx_instance *in, struct sbx_err *err)
+/* Kills every process of the sandbox and starts it again; start_lock held. */
+static int restart_locked(struct sbx_instance *in, struct sbx_err *err)
 {
 	char rootfs[PATH_MAX];
 	int r;
 
+	if (in->gone)
+		return sbx_err_set(err, ENOENT, "the sandbox is being destroyed");
 	if ((r = lo_cg_kill_all(&in->cg, err)) < 0 ||
 	    (r = lo_template_ensure(&in->be->tmpl_lock, in->be->state_root, "default", rootfs, sizeof(rootfs), err)) < 0 ||
 	    (r = lo_mount_all(in->state_dir, rootfs, in->loopdev, sizeof(in->loopdev), err)) < 0 ||
-	    (r = lo_start(in, err)) < 0 || (r = write_state(in, err)) < 0) {
-		sbx_err_wrap(err, "cannot restart sandbox '%s'", in->name);
+	    (r = lo_start(in, err)) < 0 || (r = write_state(in, err)) < 0)
 		return r;
-	}
 	return 0;
+}
+
+static int lo_restart(struct sbx_instance *in, struct sbx_err *err)
+{
+	int r;
+
+	pthread_mutex_lock(&in->start_lock);
+	r = restart_locked(in, err);
+	pthread_mutex_unlock(&in->start_lock);
+	if (r < 0)
+		sbx_err_wrap(err, "cannot restart sandbox '%s'", in->name);
+	return r;
 }
 
 static int lo_set_limits(struct sbx_instance *in, const struct sbx_limits *l, struct sbx_err *err)
@@ -818,36 +865,86 @@ static int lo_spawn(struct sbx_instance *in, const struct sbx_exec *ex, struct s
 	int r;
 
 	*out = NULL;
-	if (!inst_agent_alive(in))
-		return sbx_err_set(err, ECONNREFUSED, "sandbox '%s' is not running", in->name);
+	if (!inst_agent_alive(in)) {
+		/* Its processes were ended (a stuck run, the OOM killer): start it again. */
+		pthread_mutex_lock(&in->start_lock);
+		r = inst_agent_alive(in) ? 0 : restart_locked(in, err);
+		pthread_mutex_unlock(&in->start_lock);
+		if (r < 0)
+			return sbx_err_wrap(err, "sandbox '%s' is not running and does not start", in->name);
+	}
 	if (lo_cg_is_frozen(&in->cg) == 1)
 		return sbx_err_set(err, EBUSY, "sandbox '%s' is paused", in->name);
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return sbx_err_set(err, ENOMEM, "out of memory");
+	pthread_mutex_lock(&in->lock);
+	p->agent_start = in->agent_start;
+	pthread_mutex_unlock(&in->lock);
 	r = sbx_agent_spawn(in->sock, ex, LO_SPAWN_MS, &p->ap, err);
 	if (r < 0) {
 		free(p);
 		return r;
 	}
+	p->in = in;
+	inst_ref(in);
 	*out = p;
 	return 0;
 }
 
+/*
+ * A SIGKILL went unanswered for LO_KILL_GRACE_MS: the agent is stopped or
+ * unresponsive (code can signal what runs as its own uid). The run's tree
+ * cannot be told apart from outside without the agent, so every process of
+ * the sandbox ends (freeze, kill, thaw) and a new agent starts, unless another
+ * stuck run or a restart has already done it.
+ */
+static void lo_proc_stuck(void *arg)
+{
+	struct sbx_proc *p = arg;
+	struct sbx_instance *in = p->in;
+	struct sbx_err err = { 0 };
+	bool same;
+
+	pthread_mutex_lock(&in->start_lock);
+	pthread_mutex_lock(&in->lock);
+	same = in->agent_start == p->agent_start;
+	pthread_mutex_unlock(&in->lock);
+	if (same && !in->gone && lo_cg_is_frozen(&in->cg) != 1) {
+		fprintf(stderr, "sbxfs: warning: sandbox '%s': the agent did not end a run within %d ms; "
+			"ending every process of the sandbox and starting it again\n", in->name, LO_KILL_GRACE_MS);
+		if (restart_locked(in, &err) < 0)
+			fprintf(stderr, "sbxfs: warning: sandbox '%s': %s (%s)\n", in->name, err.msg, strerror(err.code));
+	}
+	pthread_mutex_unlock(&in->start_lock);
+}
+
 static int lo_wait_proc(struct sbx_proc *p, struct sbx_exit *out, struct sbx_err *err)
 {
-	return sbx_agent_wait(p->ap, out, err);
+	return sbx_agent_wait_guarded(p->ap, LO_KILL_GRACE_MS, lo_proc_stuck, p, out, err);
 }
 
 static void lo_free_proc(struct sbx_proc *p)
 {
+	struct sbx_instance *in = p->in;
+
 	sbx_agent_proc_free(p->ap);
 	free(p);
+	inst_free(in);
 }
 
 static int lo_kill_proc(struct sbx_proc *p, int sig)
 {
-	return sbx_agent_kill(p->ap, sig);
+	int r = sbx_agent_kill(p->ap, sig);
+
+	/*
+	 * A paused sandbox's agent cannot act until resumed: the caller is
+	 * told at once that the process ended, and the agent, seeing the
+	 * connection gone, kills it when the sandbox is resumed.
+	 */
+	if (sig == SIGKILL && lo_cg_is_frozen(&p->in->cg) == 1)
+		sbx_agent_hangup(p->ap);
+	return r;
 }
 
 static int lo_root_fd(struct sbx_instance *in, int *fd_out, struct sbx_err *err)

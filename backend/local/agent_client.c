@@ -336,7 +336,7 @@ static long long ac_give_up_at(struct sbx_agent_proc *p, int grace_ms)
 static int ac_wait_readable(struct sbx_agent_proc *p, long long deadline)
 {
 	struct pollfd pf[2] = { { p->fd, POLLIN, 0 }, { p->wake, POLLIN, 0 } };
-	long long left = deadline < 0 ? -1 : deadline - now_ms();
+	long long left = deadline < 0 ? -1 : deadline - (long long)sbx_mono_ms();
 	uint64_t v;
 	int r;
 
@@ -362,7 +362,7 @@ int sbx_agent_wait_guarded(struct sbx_agent_proc *p, int grace_ms, void (*stuck)
 		long long give_up = ac_give_up_at(p, grace_ms);
 
 		if (!ac_wait_readable(p, give_up)) {
-			if (give_up < 0 || now_ms() < give_up)
+			if (give_up < 0 || (long long)sbx_mono_ms() < give_up)
 				continue;
 			/*
 			 * The agent did not act on the kill: it is stopped, frozen
@@ -422,7 +422,7 @@ int sbx_agent_kill(struct sbx_agent_proc *p, int sig)
 	pthread_mutex_lock(&p->wlock);
 	r = p->ended ? 0 : ac_send_all(p->fd, (const char *)&m, sizeof(m));
 	if (sig == SIGKILL && !p->killed_ms) {
-		p->killed_ms = now_ms();
+		p->killed_ms = (long long)sbx_mono_ms();
 		if (write(p->wake, &one, sizeof(one)) < 0) {
 			/* the counter is full: the waiter is awake already */
 		}

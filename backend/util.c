@@ -231,17 +231,43 @@ int sbx_write_file(const char *path, const void *data, size_t len, mode_t mode, 
 	return 0;
 }
 
+/* Makes a rename or creation in path's directory durable. */
+static int fsync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	char *slash;
+	int fd, ret = 0;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
 int sbx_write_file_atomic(const char *path, const void *data, size_t len, int flags,
 			  struct sbx_err *err)
 {
 	char tmp[PATH_MAX];
 	int fd, ret;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+	/* A temp of its own per writer (issue 11): with one fixed PATH.tmp, two writers
+	 * truncated each other's temp and renamed it away under each other. */
+	if (snprintf(tmp, sizeof(tmp), "%s" SBX_TMP_INFIX "XXXXXX", path) >= (int)sizeof(tmp))
 		return sbx_err_set(err, ENAMETOOLONG, "path '%.64s...' is too long", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return sbx_err_sys(err, errno, "cannot write '%s'", tmp);
+		return sbx_err_sys(err, errno, "cannot write '%s'", path);
 	ret = sbx_write_all(fd, data, len);
 	if (ret == 0 && (flags & SBX_WRITE_SYNC) && fsync(fd) < 0)
 		ret = -errno;
@@ -253,5 +279,8 @@ int sbx_write_file_atomic(const char *path, const void *data, size_t len, int fl
 		unlink(tmp);
 		return sbx_err_sys(err, -ret, "cannot write '%s'", path);
 	}
+	ret = flags & SBX_WRITE_SYNC ? fsync_parent(path) : 0;
+	if (ret < 0)
+		return sbx_err_sys(err, -ret, "cannot make '%s' durable", path);
 	return 0;
 }

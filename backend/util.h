@@ -71,10 +71,17 @@ int sbx_write_knob(const char *path, const char *s, struct sbx_err *err);
 int sbx_write_file(const char *path, const void *data, size_t len, mode_t mode, struct sbx_err *err);
 
 /*
- * Replaces path whole: writes path.tmp, optionally fsyncs it, renames it over
- * path, so a reader or a crash sees the old or the new content, never a torn one.
+ * Replaces path whole: writes a temporary file of its own beside it
+ * (path.tmp-XXXXXX, so concurrent writers never share one), renames it over
+ * path, so a reader sees the old or the new content, never a torn or empty
+ * one. With SBX_WRITE_SYNC the file is fsynced before the rename and the
+ * directory after it, so a crash at any point leaves the old or the new
+ * content and a rename that returned is durable. Which of two concurrent
+ * writers lands last is the callers' to order. Every failure (ENOSPC, EIO)
+ * comes back with its errno.
  */
 #define SBX_WRITE_SYNC 1
+#define SBX_TMP_INFIX ".tmp-"   /* what a crash may leave: path.tmp-XXXXXX */
 int sbx_write_file_atomic(const char *path, const void *data, size_t len, int flags,
 			  struct sbx_err *err);
 

@@ -38,6 +38,7 @@ struct sandbox *sandbox_new(struct sbx_ctl *ctl, const char *name)
 	sb->ctl = ctl;
 	pthread_mutex_init(&sb->lock, NULL);
 	pthread_mutex_init(&sb->op_lock, NULL);
+	pthread_mutex_init(&sb->save_lock, NULL);
 	pthread_cond_init(&sb->idle_cond, NULL);
 	snprintf(sb->name, sizeof(sb->name), "%s", name);
 	snprintf(sb->dir, sizeof(sb->dir), "%s/sandboxes/%s", ctl->state_root, name);
@@ -66,6 +67,7 @@ void sandbox_put(struct sandbox *sb)
 		json_object_put(sb->meta);
 	pthread_mutex_destroy(&sb->lock);
 	pthread_mutex_destroy(&sb->op_lock);
+	pthread_mutex_destroy(&sb->save_lock);
 	pthread_cond_destroy(&sb->idle_cond);
 	free(sb);
 }

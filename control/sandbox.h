@@ -36,6 +36,10 @@ struct sandbox {
 	struct sbx_ctl *ctl;
 	pthread_mutex_t lock;           /* guards everything below but `ops` calls on inst */
 	pthread_mutex_t op_lock;        /* serialises backend calls on inst */
+	/* Serialises state_save of this sandbox: snapshot and write as one, so the
+	 * newest state wins. Order: after op_lock, before sb->lock; no backend call
+	 * is made under it. */
+	pthread_mutex_t save_lock;
 	pthread_cond_t idle_cond;       /* signalled when the run worker exits */
 
 	char name[65];
@@ -51,6 +55,7 @@ struct sandbox {
 	char **env;                     /* KEY=VALUE, NULL-terminated */
 	struct json_object *meta;       /* object of string values */
 	bool paused;
+	bool killing;                   /* a kill has begun: saved, and finished on the next start */
 
 	struct sbx_instance *inst;
 	bool dead;                      /* killed: every call fails with ENOENT */
@@ -102,7 +107,7 @@ void sandbox_spec(const struct sandbox *sb, struct sbx_spec *spec, char *state_d
 /* registry.c, internal */
 void ctl_close_sandboxes(struct sbx_ctl *ctl);
 
-/* state.c: sandbox.json, written atomically */
+/* state.c: sandbox.json, written atomically; saves of one sandbox in order (save_lock) */
 int state_save(struct sandbox *sb, struct sbx_err *err);
 int state_load(struct sbx_ctl *ctl, const char *name, struct sandbox **out, struct sbx_err *err);
 

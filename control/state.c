@@ -1,8 +1,12 @@
 /*
  * state.c - a sandbox's state on disk: state_root/sandboxes/NAME/sandbox.json.
  *
- * Written whole to a temporary file, fsync'd and renamed over the old one, so
- * a crash at any point leaves either the old or the new state, never a torn one.
+ * Written whole with sbx_write_file_atomic (backend/util.c: a temp of its own,
+ * fsync, rename, fsync of the directory), so a crash at any point leaves either
+ * the old or the new state, never a torn one. Saves of one sandbox are
+ * serialised by its save_lock, taken before the snapshot of the fields: saves
+ * land in the order their snapshots were taken, so the newest state is the
+ * one on disk.
  */
 #include "sandbox.h"
 #include "ctl_parse.h"
@@ -16,6 +20,26 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Temporary files a crash left between their creation and rename: never the live file. */
+static void state_tmp_sweep(const char *dir, const char *base)
+{
+	char prefix[300], path[4400];
+	struct dirent *de;
+	size_t plen;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	plen = (size_t)snprintf(prefix, sizeof(prefix), "%s" SBX_TMP_INFIX, base);
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, prefix, plen) != 0 || strlen(de->d_name) != plen + 6)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+}
 
 static json_object *limits_json(const struct sbx_limits *l)
 {
@@ -37,6 +61,12 @@ int state_save(struct sandbox *sb, struct sbx_err *err)
 
 	o = json_object_new_object();
 	env = json_object_new_array();
+	if (!o || !env) {
+		json_object_put(o);
+		json_object_put(env);
+		return sbx_err_set(err, ENOMEM, "out of memory saving sandbox '%s'", sb->name);
+	}
+	pthread_mutex_lock(&sb->save_lock);
 	pthread_mutex_lock(&sb->lock);
 	json_object_object_add(o, "version", json_object_new_int(1));
 	json_object_object_add(o, "name", json_object_new_string(sb->name));
@@ -47,6 +77,8 @@ int state_save(struct sandbox *sb, struct sbx_err *err)
 	json_object_object_add(o, "ttl", json_object_new_int64((int64_t)sb->ttl));
 	json_object_object_add(o, "timeout", json_object_new_int64((int64_t)sb->timeout));
 	json_object_object_add(o, "paused", json_object_new_boolean(sb->paused));
+	if (sb->killing)
+		json_object_object_add(o, "killing", json_object_new_boolean(true));
 	json_object_object_add(o, "limits", limits_json(&sb->limits));
 	for (char **e = sb->env; e && *e; e++)
 		json_object_array_add(env, json_object_new_string(*e));
@@ -56,8 +88,12 @@ int state_save(struct sandbox *sb, struct sbx_err *err)
 
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	snprintf(path, sizeof(path), "%s/sandbox.json", sb->dir);
-	ret = sbx_write_file_atomic(path, text, strlen(text), SBX_WRITE_SYNC, err);
+	ret = text ? sbx_write_file_atomic(path, text, strlen(text), SBX_WRITE_SYNC, err)
+		   : sbx_err_set(err, ENOMEM, "out of memory saving sandbox '%s'", sb->name);
+	pthread_mutex_unlock(&sb->save_lock);
 	json_object_put(o);
+	if (ret)
+		sbx_err_wrap(err, "cannot save the state of sandbox '%s'", sb->name);
 	return ret;
 }
 
@@ -87,6 +123,8 @@ int state_load(struct sbx_ctl *ctl, const char *name, struct sandbox **out, stru
 	const char *s;
 	size_t n;
 
+	snprintf(path, sizeof(path), "%s/sandboxes/%s", ctl->state_root, name);
+	state_tmp_sweep(path, "sandbox.json");
 	snprintf(path, sizeof(path), "%s/sandboxes/%s/sandbox.json", ctl->state_root, name);
 	o = json_object_from_file(path);
 	if (!o)
@@ -106,6 +144,8 @@ int state_load(struct sbx_ctl *ctl, const char *name, struct sandbox **out, stru
 	sb->timeout = (uint64_t)get_int(o, "timeout", 60);
 	if (json_object_object_get_ex(o, "paused", &meta))
 		sb->paused = json_object_get_boolean(meta);
+	if (json_object_object_get_ex(o, "killing", &meta))
+		sb->killing = json_object_get_boolean(meta);
 	if (json_object_object_get_ex(o, "limits", &limits)) {
 		sb->limits.mem_bytes = (uint64_t)get_int(limits, "mem", 0);
 		sb->limits.cpu_millis = (uint32_t)get_int(limits, "cpu_millis", 0);

@@ -289,6 +289,33 @@ out_free_args:
 	return ret;
 }
 
+/*
+ * Removes a killed sandbox's state. The directory is renamed out of the way
+ * first (one atomic step: the name is free at once, and a crash in the middle
+ * of the removal leaves a `.gone-ID` directory that the next start removes,
+ * never a half-deleted sandbox that would be listed again).
+ */
+static void state_dir_remove(struct sbx_ctl *ctl, const char *dir, const char *id)
+{
+	char gone[4200];
+
+	snprintf(gone, sizeof(gone), "%s/sandboxes/" GONE_PREFIX "%s", ctl->state_root, id);
+	if (rename(dir, gone) == 0)
+		sbx_rm_rf(gone);
+	else
+		sbx_rm_rf(dir);
+}
+
+/* Records that the kill has begun, so a crash from here on is finished by the next start. */
+static void record_kill(struct sandbox *sb)
+{
+	struct sbx_err err = { 0 };
+
+	if (state_save(sb, &err))
+		fprintf(stderr, "sbxfs: warning: the kill of '%s' goes on unrecorded: %s\n", sb->name,
+			err.msg);
+}
+
 int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err)
 {
 	int ret = 0;
@@ -299,7 +326,9 @@ int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err
 		return sbx_err_set(err, ENOENT, "no sandbox '%s'", sb->name);
 	}
 	sb->dead = true;
+	sb->killing = true;
 	pthread_mutex_unlock(&sb->lock);
+	record_kill(sb);
 
 	/* Removed from the listing (and the kernel's cache) first so it disappears at once. */
 	registry_remove(ctl, sb);
@@ -313,11 +342,11 @@ int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err
 	run_abort_all(sb);
 	run_wait_worker(sb);
 	if (ret) {
-		/* Keep its state so a later mount can try again; say so. */
+		/* The state stays, marked `killing`: the next start tries again. */
 		sbx_err_wrap(err, "cannot kill sandbox '%s'", sb->name);
 		return ret;
 	}
-	sbx_rm_rf(sb->dir);
+	state_dir_remove(ctl, sb->dir, sb->id);
 	return 0;
 }
 
@@ -439,6 +468,54 @@ static void *reaper_main(void *arg)
 
 /* ---- start-up and shut-down ---- */
 
+/*
+ * A sandbox whose kill a crash interrupted: the backend's destroy again (it
+ * copes with what a half-done destroy left), then its state goes. Never listed.
+ */
+static void finish_kill(struct sbx_ctl *ctl, struct sandbox *sb, const struct sbx_spec *spec)
+{
+	struct sbx_err err = { 0 };
+	struct sbx_instance *inst = NULL;
+
+	if (ctl->ops->attach(ctl->be, spec, &inst, &err) == 0 && ctl->ops->destroy(inst, &err) == 0) {
+		state_dir_remove(ctl, sb->dir, sb->id);
+		return;
+	}
+	fprintf(stderr, "sbxfs: warning: cannot finish the kill of sandbox '%s' (tried again at the next start): %s\n",
+		sb->name, err.msg);
+}
+
+static void attach_one(struct sbx_ctl *ctl, const char *name)
+{
+	struct sbx_err err = { 0 };
+	char state_dir[4200];
+	struct sbx_spec spec;
+	struct sandbox *sb;
+
+	if (state_load(ctl, name, &sb, &err)) {
+		fprintf(stderr, "sbxfs: warning: skipping sandbox '%s': %s\n", name, err.msg);
+		return;
+	}
+	sandbox_spec(sb, &spec, state_dir, sizeof(state_dir));
+	if (sb->killing) {
+		finish_kill(ctl, sb, &spec);
+		sandbox_put(sb);
+		return;
+	}
+	if (ctl->ops->attach(ctl->be, &spec, &sb->inst, &err)) {
+		fprintf(stderr, "sbxfs: warning: cannot re-attach sandbox '%s': %s\n", sb->name, err.msg);
+		sb->inst = NULL;
+	}
+	run_load_history(sb);
+	if (registry_add(ctl, sb, &err)) {
+		fprintf(stderr, "sbxfs: warning: %s\n", err.msg);
+		if (sb->inst)
+			ctl->ops->release(sb->inst);
+		sb->inst = NULL;
+	}
+	sandbox_put(sb);
+}
+
 static void attach_all(struct sbx_ctl *ctl)
 {
 	char path[4200];
@@ -450,31 +527,15 @@ static void attach_all(struct sbx_ctl *ctl)
 	if (!dir)
 		return;
 	while ((de = readdir(dir))) {
-		struct sbx_err err = { 0 };
-		char state_dir[4200];
-		struct sbx_spec spec;
-		struct sandbox *sb;
-
+		if (strncmp(de->d_name, GONE_PREFIX, strlen(GONE_PREFIX)) == 0) {
+			/* A removal a crash cut short: the backend had already let go of it. */
+			snprintf(path, sizeof(path), "%s/sandboxes/%s", ctl->state_root, de->d_name);
+			sbx_rm_rf(path);
+			continue;
+		}
 		if (de->d_name[0] == '.')
 			continue;
-		if (state_load(ctl, de->d_name, &sb, &err)) {
-			fprintf(stderr, "sbxfs: warning: skipping sandbox '%s': %s\n", de->d_name, err.msg);
-			continue;
-		}
-		sandbox_spec(sb, &spec, state_dir, sizeof(state_dir));
-		if (ctl->ops->attach(ctl->be, &spec, &sb->inst, &err)) {
-			fprintf(stderr, "sbxfs: warning: cannot re-attach sandbox '%s': %s\n", sb->name,
-				err.msg);
-			sb->inst = NULL;
-		}
-		run_load_history(sb);
-		if (registry_add(ctl, sb, &err)) {
-			fprintf(stderr, "sbxfs: warning: %s\n", err.msg);
-			if (sb->inst)
-				ctl->ops->release(sb->inst);
-			sb->inst = NULL;
-		}
-		sandbox_put(sb);
+		attach_one(ctl, de->d_name);
 	}
 	closedir(dir);
 }

@@ -963,6 +963,40 @@ char **run_extra_files(struct sandbox *sb, const char *ctx, uint64_t n)
 	return names;
 }
 
+/*
+ * A run the daemon was killed during has no `exit`; it gets one now, so
+ * NAME/exit, runs/N/exit and `wait` say how it ended instead of leaving
+ * pollers and inotify waiters waiting for ever. Its process went with the
+ * daemon (a run's process dies with its agent connection; a context's
+ * interpreter with the daemon's pipes): it ends as killed, 137 = 128 + SIGKILL.
+ */
+static void run_end_interrupted(const char *dir, uint64_t n)
+{
+	static const char line[] = "\nsbxfs: the daemon stopped during this run\n";
+	struct sbx_err err = { 0 };
+	char path[4400], text[256];
+	int fd, len;
+
+	snprintf(path, sizeof(path), "%s/stderr", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || write(fd, line, sizeof(line) - 1) != (ssize_t)(sizeof(line) - 1))
+		fprintf(stderr, "sbxfs: warning: cannot note the end of run '%s': %m\n", dir);
+	if (fd >= 0)
+		close(fd);
+	len = snprintf(text, sizeof(text),
+		       "{\n  \"run\": %llu,\n  \"exit\": %d,\n  \"interrupted\": true,\n"
+		       "  \"reason\": \"the daemon stopped during this run\"\n}\n",
+		       (unsigned long long)n, RUN_EXIT_INTERRUPTED);
+	snprintf(path, sizeof(path), "%s/info", dir);
+	if (sbx_write_file(path, text, (size_t)len, 0600, &err))
+		fprintf(stderr, "sbxfs: warning: %s\n", err.msg);
+	len = snprintf(text, sizeof(text), "%d\n", RUN_EXIT_INTERRUPTED);
+	snprintf(path, sizeof(path), "%s/exit", dir);
+	if (sbx_write_file(path, text, (size_t)len, 0600, &err))
+		fprintf(stderr, "sbxfs: warning: %s\n", err.msg);
+}
+
+/* Loads a queue's history (the sandbox's or a context's) and ends runs a crash cut off. */
 static void queue_load(struct run_queue *q, const char *base)
 {
 	char path[4400];
@@ -972,14 +1006,19 @@ static void queue_load(struct run_queue *q, const char *base)
 
 	snprintf(path, sizeof(path), "%s/runs", base);
 	v = scan_runs(path, &n);
-	if (!n) {
-		free(v);
-		return;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/runs/%llu/exit", base, (unsigned long long)v[i]);
+		if (stat(path, &st) < 0 && errno == ENOENT) {
+			snprintf(path, sizeof(path), "%s/runs/%llu", base, (unsigned long long)v[i]);
+			run_end_interrupted(path, v[i]);
+		}
 	}
-	q->latest = v[n - 1];
-	q->next = v[n - 1] + 1;
-	snprintf(path, sizeof(path), "%s/runs/%llu/exit", base, (unsigned long long)v[n - 1]);
-	q->latest_done = stat(path, &st) == 0;
+	if (n) {
+		q->latest = v[n - 1];
+		q->next = v[n - 1] + 1;
+		snprintf(path, sizeof(path), "%s/runs/%llu/exit", base, (unsigned long long)v[n - 1]);
+		q->latest_done = stat(path, &st) == 0;
+	}
 	free(v);
 }
 

@@ -103,6 +103,8 @@ int sandbox_create(struct sbx_ctl *ctl, const char *name, const char *template_n
 int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err);
 void sandbox_touch(struct sandbox *sb);
 void sandbox_spec(const struct sandbox *sb, struct sbx_spec *spec, char *state_dir, size_t size);
+/* A killed sandbox's state directory while it is removed: sandboxes/.gone-ID */
+#define GONE_PREFIX ".gone-"
 
 /* registry.c, internal */
 void ctl_close_sandboxes(struct sbx_ctl *ctl);
@@ -112,6 +114,8 @@ int state_save(struct sandbox *sb, struct sbx_err *err);
 int state_load(struct sbx_ctl *ctl, const char *name, struct sandbox **out, struct sbx_err *err);
 
 /* run.c */
+/* The exit status of a run the daemon was killed during (128 + SIGKILL). */
+#define RUN_EXIT_INTERRUPTED 137
 void run_queue_free(struct run_queue *q);
 void run_abort_all(struct sandbox *sb);
 void run_load_history(struct sandbox *sb);

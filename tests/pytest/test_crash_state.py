@@ -1,0 +1,157 @@
+"""test_crash_state.py - what a daemon killed with SIGKILL leaves is finished by the next
+start (issue 11, items 2 and 3): a run cut off ends with exit 137 and a line in stderr saying
+why; a kill cut off is completed, and the sandbox is never listed again.
+
+Run: SBXFS_BIN=build/sbxfs /usr/bin/python3 -m pytest -q tests/pytest/test_crash_state.py
+"""
+
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from sbxtest import assert_gone, read_text, unique, write_file
+
+STOPPED_LINE = "sbxfs: the daemon stopped during this run"
+
+
+def wait_for_text(path, text, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if text in read_text(path):
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("%r never appeared in %s" % (text, path))
+
+
+def run_in_background(path, code):
+    """Writes code to a run file in a thread; its close() fails when the daemon dies."""
+    t = threading.Thread(target=lambda: _swallow(write_file, path, code), daemon=True)
+    t.start()
+    return t
+
+
+def _swallow(fn, *args):
+    try:
+        fn(*args)
+    except OSError:
+        pass
+
+
+def assert_ended_by_crash(d, run_no):
+    """d: a sandbox or context directory whose run run_no the daemon's death cut off."""
+    assert os.path.exists(os.path.join(d, "exit")), "exit is missing after the remount"
+    assert read_text(os.path.join(d, "exit")) == "137\n"
+    assert read_text(os.path.join(d, "wait")) == "137\n"
+    run = os.path.join(d, "runs", str(run_no))
+    assert read_text(os.path.join(run, "exit")) == "137\n"
+    err = read_text(os.path.join(d, "stderr"))
+    assert STOPPED_LINE in err, err
+    assert read_text(os.path.join(run, "stderr")) == err
+    info = json.loads(read_text(os.path.join(run, "info")))
+    assert info["exit"] == 137 and info["interrupted"] is True, info
+
+
+@pytest.mark.deadline(120)
+def test_run_cut_off_by_a_crash_ends_with_137(mount_factory):
+    m = mount_factory()
+    b = m.new(unique("cr"))
+    assert b.run("sh", "echo first\n").exit == 0
+    t = run_in_background(b.path("run.sh"), "echo started; sleep 60; echo never\n")
+    wait_for_text(b.path("stdout"), "started")
+    assert not os.path.exists(b.path("exit"))
+
+    m2 = m.remount(crash=True)
+    t.join(10)
+    b = m2.sandbox(b.name)
+    assert_ended_by_crash(b.path(), 2)
+    assert read_text(b.path("stdout")) == "started\n"
+    assert read_text(b.path("runs", "1", "exit")) == "0\n", "a finished run was changed"
+    # The sandbox goes on: the next run is number 3 and ends normally.
+    r = b.run("sh", "echo after\n")
+    assert (r.stdout, r.exit) == ("after\n", 0), r
+    assert sorted(os.listdir(b.path("runs")), key=int) == ["1", "2", "3"]
+
+
+@pytest.mark.deadline(120)
+def test_context_run_cut_off_by_a_crash_ends_with_137(mount_factory):
+    m = mount_factory()
+    b = m.new(unique("cc"))
+    c = b.path("contexts", "c1")
+    os.mkdir(c)
+    write_file(os.path.join(c, "run.py"), "x = 41\n")
+    t = run_in_background(os.path.join(c, "run.py"),
+                          "import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+    wait_for_text(os.path.join(c, "stdout"), "started")
+
+    m2 = m.remount(crash=True)
+    t.join(10)
+    b = m2.sandbox(b.name)
+    assert_ended_by_crash(c, 2)
+    # The context still works; its interpreter is a new one.
+    write_file(os.path.join(c, "run.py"), "print('again')\n")
+    assert read_text(os.path.join(c, "stdout")) == "again\n"
+    assert read_text(os.path.join(c, "exit")) == "0\n"
+
+
+def _mark_killing(m, name):
+    p = os.path.join(str(m.state), "sandboxes", name, "sandbox.json")
+    with open(p) as f:
+        st = json.load(f)
+    st["killing"] = True
+    with open(p, "w") as f:
+        json.dump(st, f)
+
+
+@pytest.mark.deadline(120)
+def test_kill_cut_off_by_a_crash_is_finished_at_the_next_start(mount_factory):
+    """A crash between the record of a kill and its end (simulated: the record is made
+    by hand while the daemon is dead, and on local the agent's socket is already gone as
+    a half-done destroy leaves it): the next start finishes the kill."""
+    m = mount_factory()
+    a, keep = m.new(unique("ck")), m.new(unique("ckeep"))
+    sid = a.info()["id"]
+    paths = a.state_paths()
+    m.kill_daemon()
+    _mark_killing(m, a.name)
+    sock = os.path.join(str(m.state), "sandboxes", a.name, "backend", "agent.sock")
+    if m.backend == "local" and os.path.exists(sock):
+        os.unlink(sock)
+    m2 = m.remount(crash=True)
+    assert a.name not in m2.sandboxes()
+    assert_gone(m2, a.name, sid, paths)
+    assert keep.name in m2.sandboxes()
+    r = m2.sandbox(keep.name).run("sh", "echo kept\n")
+    assert r.stdout == "kept\n", r
+
+
+@pytest.mark.deadline(150)
+def test_crash_during_a_series_of_kills(mount_factory):
+    """Kills in flight when the daemon dies: after the remount each sandbox is either gone
+    without a trace or listed and working, never listed but broken."""
+    m = mount_factory()
+    boxes = [m.new(unique("cs%d" % i)) for i in range(4)]
+    ids = {b.name: (b.info()["id"], b.state_paths()) for b in boxes}
+    threads = [threading.Thread(target=_swallow, args=(m.ctl, "kill " + b.name), daemon=True)
+               for b in boxes]
+    for t in threads:
+        t.start()
+        time.sleep(0.02)
+    time.sleep(0.05)
+    m2 = m.remount(crash=True)
+    for t in threads:
+        t.join(10)
+    listed = m2.sandboxes()
+    for name, (sid, paths) in ids.items():
+        if name in listed:
+            b = m2.sandbox(name)
+            b.wait_status("running", timeout=20)
+            r = b.run("sh", "echo alive\n")
+            assert r.stdout == "alive\n", (name, r)
+            assert m2.ctl("kill " + name).ok
+        assert_gone(m2, name, sid, paths)

@@ -11,7 +11,7 @@ run_pkgs=(
   python3 nodejs bash coreutils
 )
 test_pkgs=(
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-tidy cppcheck
   python3-pytest python3-matplotlib
   inotify-tools vim git rsync tar
   docker.io gnuplot-nox hyperfine valgrind

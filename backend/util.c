@@ -47,7 +47,7 @@ int sbx_proc_stat(pid_t pid, struct sbx_proc_stat *st)
 
 bool sbx_proc_alive(pid_t pid, unsigned long long start)
 {
-	struct sbx_proc_stat st;
+	struct sbx_proc_stat st = { 0 };
 
 	if (sbx_proc_stat(pid, &st) < 0)
 		return false;

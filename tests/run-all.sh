@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # run-all.sh - installs what is missing, builds sbxfs with AddressSanitizer and
-# UBSan, and runs every test: C unit tests (meson test), the ctl parser fuzzer
-# for a bounded time, and the pytest behaviour suite through real mounts on
-# the local and docker backends. Run as root on Debian 12:
+# UBSan, and runs every test: the static-analysis gate (tests/lint.sh), C unit
+# tests (meson test), the ctl parser fuzzer for a bounded time, and the pytest
+# behaviour suite through real mounts on the local and docker backends. Run as root on Debian 12:
 #     bash tests/run-all.sh
 # Environment: FUZZ_SECONDS (default 60), SBXFS_BACKENDS (default "local,docker"; "local" leaves the
 # docker backend out), PYTEST_ARGS (extra arguments for pytest), SBXFS_DOCKER_TCP (default
@@ -53,6 +53,10 @@ if [[ $backends == *docker* ]]; then
     record "start dockerd" 1
   fi
 fi
+
+step "static analysis (clang-tidy gate, cppcheck)"
+bash tests/lint.sh "$bld"
+record "lint" $?
 
 step "C unit tests (meson test)"
 meson test -C "$bld" --print-errorlogs

@@ -5,15 +5,20 @@
 #include <stdio.h>
 #include <string.h>
 
+static void err_vset(struct sbx_err *err, int code, const char *fmt, va_list ap)
+{
+	err->code = code;
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+}
+
 int sbx_err_set(struct sbx_err *err, int code, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (!err)
 		return -code;
-	err->code = code;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	err_vset(err, code, fmt, ap);
 	va_end(ap);
 	return -code;
 }
@@ -25,9 +30,8 @@ int sbx_err_sys(struct sbx_err *err, int code, const char *fmt, ...)
 
 	if (!err)
 		return -code;
-	err->code = code;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	err_vset(err, code, fmt, ap);
 	va_end(ap);
 	used = strlen(err->msg);
 	snprintf(err->msg + used, sizeof(err->msg) - used, ": %s", sbx_errstr(code));

@@ -105,26 +105,29 @@ int sbx_mkdir_p(const char *path, mode_t mode, struct sbx_err *err)
 	return mkdir_one(buf, mode, err);
 }
 
-static int unix_addr(const char *path, struct sockaddr_un *sa, struct sbx_err *err)
+/* A SOCK_STREAM unix socket and path's address in *sa; the descriptor or -errno. */
+static int unix_socket(const char *path, struct sockaddr_un *sa, struct sbx_err *err)
 {
+	int fd;
+
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sa->sun_path))
 		return sbx_err_set(err, ENAMETOOLONG, "socket path '%s' is too long for a unix socket", path);
 	memcpy(sa->sun_path, path, strlen(path) + 1);
-	return 0;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return sbx_err_sys(err, errno, "cannot create a unix socket");
+	return fd;
 }
 
 int sbx_unix_listen(const char *path, mode_t mode, struct sbx_err *err)
 {
 	struct sockaddr_un sa;
-	int fd, e, ret = unix_addr(path, &sa, err);
+	int e, fd = unix_socket(path, &sa, err);
 
-	if (ret < 0)
-		return ret;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return sbx_err_sys(err, errno, "cannot create a unix socket");
+		return fd;
 	unlink(path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (mode && chmod(path, mode) < 0) ||
 	    listen(fd, 128) < 0) {
@@ -139,13 +142,10 @@ int sbx_unix_listen(const char *path, mode_t mode, struct sbx_err *err)
 int sbx_unix_connect(const char *path, struct sbx_err *err)
 {
 	struct sockaddr_un sa;
-	int fd, e, ret = unix_addr(path, &sa, err);
+	int e, fd = unix_socket(path, &sa, err);
 
-	if (ret < 0)
-		return ret;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return sbx_err_sys(err, errno, "cannot create a unix socket");
+		return fd;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		e = errno;
 		close(fd);

@@ -30,6 +30,8 @@ struct ctl_config {
 	struct sbx_limits limits;  /* default limits */
 	uint32_t history;          /* runs kept */
 	uint64_t output_max;       /* bytes kept per stream per run */
+	/* Names a sandbox cannot have: the mount root's own (the FUSE layer's table). */
+	bool (*name_reserved)(const char *name);
 };
 
 /* Opens the state root, starts the backend and re-attaches every sandbox found. */
@@ -53,7 +55,7 @@ void sandbox_ref(struct sandbox *sb);
 void sandbox_put(struct sandbox *sb);
 /* NULL-terminated, sorted list of names; free with ctl_strv_free (ctl_parse.h). */
 char **ctl_sandbox_names(struct sbx_ctl *ctl);
-bool ctl_name_reserved(const char *name);
+bool ctl_name_reserved(struct sbx_ctl *ctl, const char *name);
 
 /*
  * Executes a ctl write. sb == NULL: the root ctl (new, kill). Lines run in

@@ -162,7 +162,7 @@ static int cmd_new(struct sbx_ctl *ctl, const struct ctl_cmd *c, char **reply, s
 	ret = ctl_check_name(name, err);
 	if (ret)
 		goto out_free;
-	if (ctl_name_reserved(name)) {
+	if (ctl_name_reserved(ctl, name)) {
 		ret = sbx_err_set(err, EINVAL, "name '%s' is reserved", name);
 		goto out_free;
 	}

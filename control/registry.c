@@ -18,14 +18,10 @@
 
 static void tell_gone(struct sbx_ctl *ctl, const char *name);
 
-static const char *const reserved_names[] = { "README", "ctl", "errors", "templates", NULL };
-
-bool ctl_name_reserved(const char *name)
+/* The mount root's names come from the FUSE layer (ctl_config): control knows no file names. */
+bool ctl_name_reserved(struct sbx_ctl *ctl, const char *name)
 {
-	for (size_t i = 0; reserved_names[i]; i++)
-		if (strcmp(name, reserved_names[i]) == 0)
-			return true;
-	return false;
+	return ctl->cfg.name_reserved && ctl->cfg.name_reserved(name);
 }
 
 struct sandbox *sandbox_new(struct sbx_ctl *ctl, const char *name)
@@ -368,7 +364,7 @@ int ctl_create_default(struct sbx_ctl *ctl, const char *name, struct sbx_err *er
 
 	if (ret)
 		return ret;
-	if (ctl_name_reserved(name))
+	if (ctl_name_reserved(ctl, name))
 		return sbx_err_set(err, EINVAL, "name '%s' is reserved", name);
 	return sandbox_create(ctl, name, "default", ctl->cfg.ttl, ctl->cfg.timeout, &ctl->cfg.limits,
 			      NULL, NULL, err);

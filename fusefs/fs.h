@@ -1,33 +1,24 @@
 /*
  * fs.h - what the files of fusefs/ share: the mount's globals, open-file
- * handles, and the two halves of the request handlers (synthetic files in
- * synth.c, files/ passthrough in passthrough.c).
+ * handles, and the halves of the request handlers (synthetic files in the
+ * synth_*.c, tab_*.c and f_*.c files, files/ passthrough in passthrough.c).
  */
 #ifndef SBX_FS_H
 #define SBX_FS_H
 
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
 #include "../control/control.h"
 #include "node.h"
 
-struct fs {
-	struct sbx_ctl *ctl;
-	struct fuse_session *se;
-	char *mountpoint;
-	uid_t uid;          /* owner shown for synthetic files: the mounting user */
-	gid_t gid;
-};
-
-extern struct fs fs;
-
 /* An open synthetic file. */
 struct handle {
 	struct node *node;
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;  /* guards the fields below; a leaf: nothing is taken while held */
 	char *data;          /* snapshot for reads, or the reply of the last ctl write */
 	size_t len;
 	char *wbuf;          /* bytes written, for run/env/stdin files */
@@ -35,27 +26,62 @@ struct handle {
 	bool dirty;          /* written since the last run/commit */
 	int fd;              /* stdout/stderr/exit/run files: the spooled file */
 	off_t reply_base;    /* ctl: file offset where the reply of the last write starts */
-	struct handle *prev, *next;   /* every open handle, so shutdown frees what had no release */
+	struct handle *prev, *next;   /* every open handle (fs.handles), guarded by fs.handles_lock */
 };
 
 #define CODE_MAX (16u << 20)   /* a run file larger than this fails with EFBIG */
 
-/* synth.c */
-void synth_lookup(fuse_req_t req, struct node *parent, const char *name);
-void synth_getattr(fuse_req_t req, struct node *n);
-void synth_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set);
-void synth_readdir(fuse_req_t req, struct node *n, size_t size, off_t off, bool plus);
-void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
-void synth_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
-void synth_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);
-void synth_flush(fuse_req_t req, struct handle *h);
-void synth_release(fuse_req_t req, struct handle *h);
-/* At shutdown: frees the handles whose release never came (a file still open at unmount). */
+/* What notify.c keeps: the queue of files to create through the mount. */
+struct notify_state {
+	pthread_mutex_t lock;      /* guards head, tail, stop; a leaf */
+	pthread_cond_t cond;       /* signalled when a note is queued or stop is set */
+	struct note *head, *tail;
+	bool stop;
+	bool running;
+	pthread_t thread;
+	_Atomic pid_t tid;         /* the notifier thread's id, read by every lookup of exit */
+};
+
+/*
+ * The FUSE layer's state: one instance (ops.c), handed to libfuse as the
+ * session's userdata, so request handlers can reach it by
+ * fuse_req_userdata(req) and every other thread by its owner's pointer.
+ *
+ * Lock order inside fusefs (docs/design.md): a fusefs lock is never held
+ * while control/ is called, so control's locks (ctl->lock > op_lock >
+ * sb->lock) come first whenever both are held, and every fusefs lock below is
+ * a leaf: nodes.lock, handles_lock, a handle's lock, pending_lock,
+ * notify.lock; watch.c's reg_lock > proc_lock is its own (see watch.c).
+ */
+struct fs {
+	struct sbx_ctl *ctl;
+	struct fuse_session *se;
+	char *mountpoint;
+	uid_t uid;          /* owner shown for synthetic files: the mounting user */
+	gid_t gid;
+
+	struct node_table nodes;           /* node.c */
+	pthread_mutex_t handles_lock;      /* guards the handles list (not the handles); a leaf */
+	struct handle *handles;            /* every open synthetic handle, freed at shutdown */
+	pthread_mutex_t pending_lock;      /* pending.c: who answers a kept request; a leaf */
+	struct notify_state notify;        /* notify.c */
+	/*
+	 * passthrough.c and watch.c still keep their state in file-scope
+	 * variables; it moves here (struct pt_state, struct watch_state) when
+	 * their owner reworks them (issue 9).
+	 */
+};
+
+extern struct fs fs;
+
+/* The state of the mount a request came through. */
+static inline struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* synth_ops.c: at shutdown, frees the handles whose release never came (a file open at unmount). */
 void synth_free_handles(void);
-void synth_mkdir(fuse_req_t req, struct node *parent, const char *name);
-void synth_rmdir(fuse_req_t req, struct node *parent, const char *name);
-void synth_create(fuse_req_t req, struct node *parent, const char *name, struct fuse_file_info *fi);
-int synth_stat(struct node *n, struct stat *st);
 
 /* passthrough.c: files/ */
 int pt_files_root(struct node *sbx_node, struct fuse_entry_param *e);

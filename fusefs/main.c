@@ -8,6 +8,7 @@
  * unmounted. Unmounting leaves every sandbox running.
  */
 #include "fs.h"
+#include "dirtab.h"
 #include "../control/ctl_parse.h"
 #include "../backend/util.h"
 
@@ -250,12 +251,13 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "sbxfs: cannot go to the background: %m\n");
 		goto out_args;
 	}
-	node_table_init();
+	node_table_init(&root_dirtab);
+	cfg.name_reserved = root_name_reserved;
 	if (ctl_open(&cfg, &fs.ctl, &err)) {
 		fprintf(stderr, "sbxfs: %s\n", err.msg);
 		goto out_notify;
 	}
-	fs.se = fuse_session_new(&args, &sbxfs_ops, sizeof(sbxfs_ops), NULL);
+	fs.se = fuse_session_new(&args, &sbxfs_ops, sizeof(sbxfs_ops), &fs);
 	if (!fs.se)
 		goto out_ctl;
 	if (fuse_set_signal_handlers(fs.se))

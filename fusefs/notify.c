@@ -23,39 +23,34 @@ struct note {
 	char path[4200];    /* the exit file to create, or NAME when gone */
 };
 
-static pthread_mutex_t note_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t note_cond = PTHREAD_COND_INITIALIZER;
-static struct note *notes_head, *notes_tail;
-static bool note_stop;
-static bool note_running;
-static pthread_t note_thread;
-static _Atomic pid_t note_tid;
+/* The state is fs.notify (fs.h). */
+#define NS (&fs.notify)
 
 bool notify_is_self(fuse_req_t req)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
-	return ctx && note_tid && ctx->pid == note_tid;
+	return ctx && NS->tid && ctx->pid == NS->tid;
 }
 
 static void *notify_main(void *arg)
 {
 	(void)arg;
-	note_tid = (pid_t)syscall(SYS_gettid);
-	pthread_mutex_lock(&note_lock);
+	NS->tid = (pid_t)syscall(SYS_gettid);
+	pthread_mutex_lock(&NS->lock);
 	for (;;) {
 		struct note *n;
 		int fd;
 
-		while (!notes_head && !note_stop)
-			pthread_cond_wait(&note_cond, &note_lock);
-		if (note_stop)
+		while (!NS->head && !NS->stop)
+			pthread_cond_wait(&NS->cond, &NS->lock);
+		if (NS->stop)
 			break;
-		n = notes_head;
-		notes_head = n->next;
-		if (!notes_head)
-			notes_tail = NULL;
-		pthread_mutex_unlock(&note_lock);
+		n = NS->head;
+		NS->head = n->next;
+		if (!NS->head)
+			NS->tail = NULL;
+		pthread_mutex_unlock(&NS->lock);
 		if (n->gone) {
 			/* Lets the kernel forget NAME/ and files/ below it, closing our fds on its mounts. */
 			fuse_lowlevel_notify_inval_entry(fs.se, FUSE_ROOT_ID, n->path, strlen(n->path));
@@ -65,55 +60,55 @@ static void *notify_main(void *arg)
 				close(fd);
 		}
 		free(n);
-		pthread_mutex_lock(&note_lock);
+		pthread_mutex_lock(&NS->lock);
 	}
-	while (notes_head) {
-		struct note *n = notes_head;
+	while (NS->head) {
+		struct note *n = NS->head;
 
-		notes_head = n->next;
+		NS->head = n->next;
 		free(n);
 	}
-	notes_tail = NULL;
-	pthread_mutex_unlock(&note_lock);
+	NS->tail = NULL;
+	pthread_mutex_unlock(&NS->lock);
 	return NULL;
 }
 
 int notify_start(void)
 {
-	int ret = pthread_create(&note_thread, NULL, notify_main, NULL);
+	int ret = pthread_create(&NS->thread, NULL, notify_main, NULL);
 
 	if (ret == 0)
-		note_running = true;
+		NS->running = true;
 	return -ret;
 }
 
 void notify_stop(void)
 {
-	if (!note_running)
+	if (!NS->running)
 		return;
-	pthread_mutex_lock(&note_lock);
-	note_stop = true;
-	pthread_cond_signal(&note_cond);
-	pthread_mutex_unlock(&note_lock);
-	pthread_join(note_thread, NULL);
-	note_running = false;
+	pthread_mutex_lock(&NS->lock);
+	NS->stop = true;
+	pthread_cond_signal(&NS->cond);
+	pthread_mutex_unlock(&NS->lock);
+	pthread_join(NS->thread, NULL);
+	NS->running = false;
 }
 
 static void note_queue(struct note *n)
 {
-	pthread_mutex_lock(&note_lock);
-	if (note_stop) {
-		pthread_mutex_unlock(&note_lock);
+	pthread_mutex_lock(&NS->lock);
+	if (NS->stop) {
+		pthread_mutex_unlock(&NS->lock);
 		free(n);
 		return;
 	}
-	if (notes_tail)
-		notes_tail->next = n;
+	if (NS->tail)
+		NS->tail->next = n;
 	else
-		notes_head = n;
-	notes_tail = n;
-	pthread_cond_signal(&note_cond);
-	pthread_mutex_unlock(&note_lock);
+		NS->head = n;
+	NS->tail = n;
+	pthread_cond_signal(&NS->cond);
+	pthread_mutex_unlock(&NS->lock);
 }
 
 static __thread bool gone_deferred;

@@ -1,29 +1,21 @@
 /*
- * ops.c - the FUSE request handlers: each looks at the node kind and hands
- * the request to synth.c (synthetic files) or passthrough.c (files/).
+ * ops.c - the FUSE request handlers: each finds the node and calls its
+ * operations (struct node_ops: synthetic files or files/ passthrough). An
+ * operation a family leaves NULL gets the default answer written here.
  * Every request gets exactly one reply, in the handler it is passed to.
  */
 #include "fs.h"
+#include "dirtab.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
-struct fs fs;
-
-static bool is_pt(struct node *n)
-{
-	return n->kind == N_PT;
-}
-
-static bool pt_alive(fuse_req_t req, struct node *n)
-{
-	if (n->sb && !sandbox_alive(n->sb)) {
-		fuse_reply_err(req, ENOENT);
-		return false;
-	}
-	return true;
-}
+/* The one instance of the FUSE layer's state (fs.h); the session's userdata. */
+struct fs fs = {
+	.handles_lock = PTHREAD_MUTEX_INITIALIZER,
+	.pending_lock = PTHREAD_MUTEX_INITIALIZER,
+	.notify = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER },
+};
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -49,398 +41,318 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_readahead = 1u << 20;
 }
 
+/* Shutdown is main()'s: it stops the watcher once, after the loop, before ending runs. */
 static void op_destroy(void *userdata)
 {
 	(void)userdata;
-	watch_stop();
 }
+
+#define NODE(ino) node_get(ino)
+/* Calls the node's operation, or replies the default. */
+#define DISPATCH(n, op, dflt, ...)                     \
+	do {                                           \
+		if ((n)->ops->op)                      \
+			(n)->ops->op(req, __VA_ARGS__); \
+		else                                   \
+			dflt;                          \
+	} while (0)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct node *p = node_get(parent);
+	struct node *p = NODE(parent);
 
-	if (is_pt(p)) {
-		if (pt_alive(req, p))
-			pt_lookup(req, p, name);
-	} else {
-		synth_lookup(req, p, name);
-	}
+	DISPATCH(p, lookup, fuse_reply_err(req, ENOTDIR), p, name);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	node_forget(node_get(ino), nlookup);
+	node_forget(NODE(ino), nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		node_forget(node_get(forgets[i].ino), forgets[i].nlookup);
+		node_forget(NODE(forgets[i].ino), forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct node *n = node_get(ino);
+	struct node *n = NODE(ino);
 
-	(void)fi;
-	if (is_pt(n))
-		pt_getattr(req, n);
-	else
-		synth_getattr(req, n);
+	DISPATCH(n, getattr, fuse_reply_err(req, ENOSYS), n, fi);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
-	struct node *n = node_get(ino);
+	struct node *n = NODE(ino);
 
-	if (is_pt(n)) {
-		if (pt_alive(req, n))
-			pt_setattr(req, n, attr, to_set, fi);
-	} else {
-		synth_setattr(req, n, attr, to_set);
-	}
+	DISPATCH(n, setattr, fuse_reply_err(req, EPERM), n, attr, to_set, fi);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct node *n = node_get(ino);
+	struct node *n = NODE(ino);
 
-	if (is_pt(n))
-		pt_readlink(req, n);
-	else
-		fuse_reply_err(req, EINVAL);
+	DISPATCH(n, readlink, fuse_reply_err(req, EINVAL), n);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	struct node *p = node_get(parent);
+	struct node *p = NODE(parent);
 
-	if (is_pt(p)) {
-		if (pt_alive(req, p))
-			pt_mknod(req, p, name, mode, rdev);
-	} else {
-		fuse_reply_err(req, EPERM);
-	}
+	DISPATCH(p, mknod, fuse_reply_err(req, EPERM), p, name, mode, rdev);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	struct node *p = node_get(parent);
+	struct node *p = NODE(parent);
 
-	if (is_pt(p)) {
-		if (pt_alive(req, p))
-			pt_mkdir(req, p, name, mode);
-	} else {
-		synth_mkdir(req, p, name);
-	}
+	DISPATCH(p, mkdir, fuse_reply_err(req, EPERM), p, name, mode);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct node *p = node_get(parent);
+	struct node *p = NODE(parent);
 
-	if (is_pt(p)) {
-		if (pt_alive(req, p))
-			pt_unlink(req, p, name);
-	} else {
-		fuse_reply_err(req, EPERM);
-	}
+	DISPATCH(p, unlink, fuse_reply_err(req, EPERM), p, name);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct node *p = node_get(parent);
+	struct node *p = NODE(parent);
 
-	if (is_pt(p)) {
-		if (pt_alive(req, p))
-			pt_rmdir(req, p, name);
-	} else {
-		synth_rmdir(req, p, name);
-	}
+	DISPATCH(p, rmdir, fuse_reply_err(req, EPERM), p, name);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	struct node *p = node_get(parent);
+	struct node *p = NODE(parent);
 
-	if (is_pt(p)) {
-		if (pt_alive(req, p))
-			pt_symlink(req, link, p, name);
-	} else {
-		fuse_reply_err(req, EPERM);
-	}
+	DISPATCH(p, symlink, fuse_reply_err(req, EPERM), link, p, name);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
-	struct node *p = node_get(parent), *np = node_get(newparent);
+	struct node *p = NODE(parent), *np = NODE(newparent);
 
-	if (is_pt(p) && is_pt(np)) {
-		if (pt_alive(req, p))
-			pt_rename(req, p, name, np, newname, flags);
-	} else {
-		fuse_reply_err(req, is_pt(p) != is_pt(np) ? EXDEV : EPERM);
-	}
+	if (p->ops != np->ops)
+		fuse_reply_err(req, EXDEV);
+	else
+		DISPATCH(p, rename, fuse_reply_err(req, EPERM), p, name, np, newname, flags);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	struct node *n = node_get(ino), *np = node_get(newparent);
+	struct node *n = NODE(ino), *np = NODE(newparent);
 
-	if (is_pt(n) && is_pt(np)) {
-		if (pt_alive(req, n))
-			pt_link(req, n, np, newname);
-	} else {
-		fuse_reply_err(req, is_pt(n) != is_pt(np) ? EXDEV : EPERM);
-	}
+	if (n->ops != np->ops)
+		fuse_reply_err(req, EXDEV);
+	else
+		DISPATCH(n, link, fuse_reply_err(req, EPERM), n, np, newname);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct node *n = node_get(ino);
+	struct node *n = NODE(ino);
 
-	if (is_pt(n)) {
-		if (pt_alive(req, n))
-			pt_open(req, n, fi);
-	} else {
-		synth_open(req, n, fi);
-	}
+	DISPATCH(n, open, fuse_reply_err(req, EACCES), n, fi);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	struct node *p = node_get(parent);
+	struct node *p = NODE(parent);
 
-	if (is_pt(p)) {
-		if (pt_alive(req, p))
-			pt_create(req, p, name, mode, fi);
-	} else {
-		synth_create(req, p, name, fi);
-	}
-}
-
-/* File handles of files/ are plain fds; those of synthetic files are struct handle. */
-static struct handle *synth_handle(struct fuse_file_info *fi)
-{
-	return (struct handle *)(uintptr_t)fi->fh;
+	DISPATCH(p, create, fuse_reply_err(req, EACCES), p, name, mode, fi);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	if (is_pt(node_get(ino)))
-		pt_read(req, size, off, fi);
-	else
-		synth_read(req, synth_handle(fi), size, off);
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, read, fuse_reply_err(req, EBADF), n, size, off, fi);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
 			 struct fuse_file_info *fi)
 {
-	struct fuse_bufvec mem;
-	size_t size;
-	char *buf;
+	struct node *n = NODE(ino);
 
-	if (is_pt(node_get(ino))) {
-		pt_write_buf(req, in, off, fi);
-		return;
-	}
-	size = fuse_buf_size(in);
-	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
-		synth_write(req, synth_handle(fi), in->buf[0].mem, size, off);
-		return;
-	}
-	buf = malloc(size ? size : 1);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	mem = (struct fuse_bufvec)FUSE_BUFVEC_INIT(size);
-	mem.buf[0].mem = buf;
-	size = (size_t)fuse_buf_copy(&mem, in, 0);
-	synth_write(req, synth_handle(fi), buf, size, off);
-	free(buf);
+	DISPATCH(n, write_buf, fuse_reply_err(req, EBADF), n, in, off, fi);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (is_pt(node_get(ino)))
-		pt_flush(req, fi);
-	else
-		synth_flush(req, synth_handle(fi));
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, flush, fuse_reply_err(req, 0), n, fi);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (is_pt(node_get(ino)))
-		pt_release(req, fi);
-	else
-		synth_release(req, synth_handle(fi));
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, release, fuse_reply_err(req, 0), n, fi);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	if (is_pt(node_get(ino)))
-		pt_fsync(req, datasync, fi);
-	else
-		fuse_reply_err(req, 0);
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, fsync, fuse_reply_err(req, 0), n, datasync, fi);
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* Synthetic directories: no handle, and never cached (their names come and go). */
+static void opendir_default(fuse_req_t req, struct fuse_file_info *fi)
 {
-	struct node *n = node_get(ino);
-
-	if (is_pt(n)) {
-		if (pt_alive(req, n))
-			pt_opendir(req, n, fi);
-		return;
-	}
 	fi->fh = 0;
 	fi->cache_readdir = 0;
 	fuse_reply_open(req, fi);
 }
 
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, opendir, opendir_default(req, fi), n, fi);
+}
+
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct node *n = node_get(ino);
+	struct node *n = NODE(ino);
 
-	if (is_pt(n))
-		pt_readdir(req, n, size, off, fi, false);
-	else
-		synth_readdir(req, n, size, off, false);
+	DISPATCH(n, readdir, fuse_reply_err(req, ENOTDIR), n, size, off, fi, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
-	struct node *n = node_get(ino);
+	struct node *n = NODE(ino);
 
-	if (is_pt(n))
-		pt_readdir(req, n, size, off, fi, true);
-	else
-		synth_readdir(req, n, size, off, true);
+	DISPATCH(n, readdir, fuse_reply_err(req, ENOTDIR), n, size, off, fi, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (is_pt(node_get(ino)))
-		pt_releasedir(req, fi);
-	else
-		fuse_reply_err(req, 0);
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, releasedir, fuse_reply_err(req, 0), n, fi);
 }
 
-static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+static void statfs_default(fuse_req_t req)
 {
-	struct node *n = node_get(ino);
 	struct statvfs sv;
 
-	if (is_pt(n)) {
-		pt_statfs(req, n);
-		return;
-	}
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = sv.f_frsize = 4096;
 	sv.f_namemax = 255;
 	fuse_reply_statfs(req, &sv);
 }
 
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, statfs, statfs_default(req), n);
+}
+
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 			 struct fuse_file_info *fi)
 {
-	if (is_pt(node_get(ino)))
-		pt_fallocate(req, mode, offset, length, fi);
-	else
-		fuse_reply_err(req, EOPNOTSUPP);
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, fallocate, fuse_reply_err(req, EOPNOTSUPP), n, mode, offset, length, fi);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
-	if (is_pt(node_get(ino)))
-		pt_lseek(req, off, whence, fi);
-	else
-		fuse_reply_err(req, ENOSYS);
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, lseek, fuse_reply_err(req, ENOSYS), n, off, whence, fi);
 }
 
 static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			       struct fuse_file_info *fi_out, size_t len, int flags)
 {
-	if (is_pt(node_get(ino_in)) && is_pt(node_get(ino_out)))
-		pt_copy_file_range(req, fi_in, off_in, fi_out, off_out, len, flags);
-	else
+	struct node *in = NODE(ino_in), *out = NODE(ino_out);
+
+	if (in->ops != out->ops)
 		fuse_reply_err(req, EXDEV);
+	else
+		DISPATCH(in, copy_file_range, fuse_reply_err(req, EXDEV), fi_in, off_in, fi_out, off_out, len,
+			 flags);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	struct node *n = node_get(ino);
+	struct node *n = NODE(ino);
 
-	if (is_pt(n))
-		pt_setxattr(req, n, name, value, size, flags);
-	else
-		fuse_reply_err(req, ENOTSUP);
+	DISPATCH(n, setxattr, fuse_reply_err(req, ENOTSUP), n, name, value, size, flags);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct node *n = node_get(ino);
+	struct node *n = NODE(ino);
 
-	if (is_pt(n))
-		pt_getxattr(req, n, name, size);
-	else
-		fuse_reply_err(req, ENODATA);
+	DISPATCH(n, getxattr, fuse_reply_err(req, ENODATA), n, name, size);
 }
 
-static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+/* No attributes: an empty list. */
+static void listxattr_default(fuse_req_t req, size_t size)
 {
-	struct node *n = node_get(ino);
-
-	if (is_pt(n))
-		pt_listxattr(req, n, size);
-	else if (size)
+	if (size)
 		fuse_reply_buf(req, NULL, 0);
 	else
 		fuse_reply_xattr(req, 0);
 }
 
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, listxattr, listxattr_default(req, size), n, size);
+}
+
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	struct node *n = node_get(ino);
+	struct node *n = NODE(ino);
 
-	if (is_pt(n))
-		pt_removexattr(req, n, name);
-	else
-		fuse_reply_err(req, ENOTSUP);
+	DISPATCH(n, removexattr, fuse_reply_err(req, ENOTSUP), n, name);
 }
 
 static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)
 {
-	if (is_pt(node_get(ino)))
-		pt_getlk(req, fi, lock);
-	else
-		fuse_reply_err(req, ENOLCK);
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, getlk, fuse_reply_err(req, ENOLCK), n, fi, lock);
 }
 
 static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
 		     int sleep)
 {
-	if (is_pt(node_get(ino)))
-		pt_setlk(req, fi, lock, sleep);
-	else
-		fuse_reply_err(req, ENOLCK);
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, setlk, fuse_reply_err(req, ENOLCK), n, fi, lock, sleep);
 }
 
 static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
 {
-	if (is_pt(node_get(ino)))
-		pt_flock(req, fi, op);
-	else
-		fuse_reply_err(req, ENOLCK);
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, flock, fuse_reply_err(req, ENOLCK), n, fi, op);
+}
+
+static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
+{
+	struct node *n = NODE(ino);
+
+	DISPATCH(n, poll, fuse_reply_err(req, ENOSYS), n, fi, ph);
 }
 
 const struct fuse_lowlevel_ops sbxfs_ops = {
@@ -481,4 +393,5 @@ const struct fuse_lowlevel_ops sbxfs_ops = {
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,
 	.removexattr = op_removexattr,
+	.poll = op_poll,
 };

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+/* fs.pending_lock (fs.h) decides who answers. */
 
 static void reply_wait(struct pending *p, fuse_req_t req, int exit_code)
 {
@@ -47,13 +47,13 @@ static void on_interrupt(fuse_req_t req, void *data)
 	struct pending *p = data;
 	bool answer = false;
 
-	pthread_mutex_lock(&pending_lock);
+	pthread_mutex_lock(&fs.pending_lock);
 	p->interrupted = true;
 	if (p->req) {
 		p->req = NULL;
 		answer = true;
 	}
-	pthread_mutex_unlock(&pending_lock);
+	pthread_mutex_unlock(&fs.pending_lock);
 	if (answer)
 		fuse_reply_err(req, EINTR);
 }
@@ -63,10 +63,10 @@ static void pending_done(void *arg, int exit_code)
 	struct pending *p = arg;
 	fuse_req_t req;
 
-	pthread_mutex_lock(&pending_lock);
+	pthread_mutex_lock(&fs.pending_lock);
 	req = p->req;
 	p->req = NULL;
-	pthread_mutex_unlock(&pending_lock);
+	pthread_mutex_unlock(&fs.pending_lock);
 	if (req) {
 		fuse_req_interrupt_func(req, NULL, NULL);
 		/* What the run wrote is fresh in files/ before its close() returns. */

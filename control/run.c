@@ -406,29 +406,6 @@ static const char *iso_ms(uint64_t ms, char out[40])
 	return out;
 }
 
-static void write_outcome_files(const char *dir, struct ctx_outcome *o)
-{
-	char path[4400];
-
-	if (o->result) {
-		/* The repr and a newline, as `exit` ends with one. */
-		size_t len = strlen(o->result);
-		char *text = malloc(len + 2);
-
-		snprintf(path, sizeof(path), "%s/result", dir);
-		if (text) {
-			memcpy(text, o->result, len);
-			text[len] = '\n';
-			sbx_write_file(path, text, len + 1, 0600, NULL);
-			free(text);
-		}
-	}
-	for (size_t i = 0; i < o->npng; i++) {
-		snprintf(path, sizeof(path), "%s/figure-%zu.png", dir, i + 1);
-		sbx_write_file(path, o->png[i], o->png_len[i], 0600, NULL);
-	}
-}
-
 /*
  * Once the history is full, the oldest run's directory becomes the new one:
  * renamed, its files truncated and reused rather than deleted and made anew.
@@ -521,11 +498,11 @@ static int run_one(struct sandbox *sb, struct run_queue *q, struct run_item *it,
 	start_ms = sbx_real_ms();
 	start_mono = sbx_mono_ms();
 	if (c) {
+		o.dir = dir;
 		if (ctx_exec(sb, c, it->lang, it->code, it->len, stdin_copy, stdin_len, timeout_s, &out,
 			     &err_spool, &o, &err) == 0) {
 			exit_code = o.exit_code;
 			timed_out = o.timed_out;
-			write_outcome_files(dir, &o);
 		}
 	} else {
 		exit_code = proc_exec(sb, it, stdin_fd, timeout_s, &out, &err_spool, &timed_out, &err);
@@ -595,7 +572,6 @@ out_report:
 	if (stdin_fd >= 0)
 		close(stdin_fd);
 	free(stdin_copy);
-	ctx_outcome_free(&o);
 	return exit_code;
 }
 
@@ -675,6 +651,10 @@ int run_submit(struct sandbox *sb, const char *ctx, enum run_lang lang, char *co
 	pthread_t tid;
 	int ret = 0;
 
+	if (ctx && (ret = ctx_check_code(lang, code, len, err))) {
+		free(code);
+		return ret;
+	}
 	it = calloc(1, sizeof(*it));
 	if (!it) {
 		free(code);

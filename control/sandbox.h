@@ -143,6 +143,7 @@ char **run_envp(struct sandbox *sb);
 struct ctx_interp {
 	struct sbx_proc *proc;          /* NULL: not started */
 	int in_fd, out_fd, err_fd;      /* the driver's stdin, stdout, stderr (daemon ends) */
+	bool lost;                      /* one lived when the daemon last stopped: say so at the next run */
 };
 
 struct context {
@@ -158,12 +159,10 @@ struct context {
 
 /* What a run in a context gave back besides its output. */
 struct ctx_outcome {
+	const char *dir;                /* in: runs/N, where `result` and figure-K.png are written */
 	int exit_code;
 	bool timed_out;
-	char *result;                   /* repr of the last expression, malloc'd, or NULL */
-	char **png;                     /* figures left open, PNG bytes */
-	size_t *png_len;
-	size_t npng;
+	size_t npng;                    /* figures written whole */
 };
 
 /* With sb->lock held. */
@@ -171,12 +170,15 @@ struct context *ctx_find_locked(struct sandbox *sb, const char *name);
 /*
  * Runs code in the context's interpreter for lang, starting it if needed.
  * stdin_len < 0: no stdin. Output goes to out/err (their `out` files; `in`
- * unused). Fills *o; returns 0, or a negative errno when nothing could run.
+ * unused); the result and figures go to files in o->dir as they come, at most
+ * output_max bytes together. Fills *o; returns 0, or a negative errno when
+ * nothing could run.
  */
 int ctx_exec(struct sandbox *sb, struct context *c, enum run_lang lang, const char *code, size_t len,
 	     const char *stdin_buf, ssize_t stdin_len, uint64_t timeout_s, struct spool *out,
 	     struct spool *err_spool, struct ctx_outcome *o, struct sbx_err *err);
-void ctx_outcome_free(struct ctx_outcome *o);
+/* Refuses code the interpreter of lang cannot take (EINVAL with the reason): NUL bytes for bash. */
+int ctx_check_code(enum run_lang lang, const char *code, size_t len, struct sbx_err *err);
 /* Loads contexts/ of a sandbox found at start-up (names and history). */
 void ctx_load_all(struct sandbox *sb);
 /* Kills every interpreter (workers must be gone) and frees the contexts. */

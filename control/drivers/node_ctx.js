@@ -2,7 +2,9 @@
 //
 // Started as: bash -c 'exec 3<&0 0</dev/null; exec node "$0"' node_ctx.js, so
 // the commands come on fd 3 and the code's stdin is /dev/null. Protocol as in
-// python_ctx.py (docs/execution.md). Code runs in this process's global
+// python_ctx.py (docs/execution.md, control/ctx_proto.h); Node sends no
+// figures, so its end frame on stderr is "EXIT RESULT_LEN 0" and the result's
+// bytes. Code runs in this process's global
 // context with vm.runInThisContext, so globals, top-level let/const/class,
 // functions and required modules persist. Code with a top-level `await` is
 // run inside an async function whose top-level declarations are made global.
@@ -162,9 +164,11 @@ async function execute(code, serial) {
 		if (value === undefined)
 			return { exit: 0 };
 		globalThis._ = value;
-		let text = util.inspect(value);
-		if (text.length > RESULT_MAX)
-			text = text.slice(0, RESULT_MAX) + '\n[sbxfs: result cut at ' + RESULT_MAX + ' characters]';
+		let text = Buffer.from(util.inspect(value));
+		if (text.length > RESULT_MAX) {
+			const cut = Buffer.from(text.subarray(0, RESULT_MAX).toString().replace(/\uFFFD$/, ''));
+			text = Buffer.concat([cut, Buffer.from('\n[sbxfs: result cut at ' + RESULT_MAX + ' bytes]')]);
+		}
 		return { exit: 0, result: text };
 	} catch (e) {
 		report(e);
@@ -196,12 +200,11 @@ async function pump() {
 	for (let cmd = nextCommand(); cmd; cmd = nextCommand()) {
 		serial++;
 		const r = await execute(cmd.code, serial);
-		const meta = { exit: r.exit, png: [] };
-		if (r.result !== undefined)
-			meta.result = r.result;
+		const result = r.result || Buffer.alloc(0);
 		/* stdout's end first, then stderr's: the daemon waits for both */
-		writeAll(1, Buffer.from('\x1eSBXFS' + cmd.nonce + ':{}\n'));
-		writeAll(2, Buffer.from('\x1eSBXFS' + cmd.nonce + ':' + JSON.stringify(meta) + '\n'));
+		writeAll(1, Buffer.from('\x1eSBXFS' + cmd.nonce + ':\n'));
+		writeAll(2, Buffer.concat([Buffer.from('\x1eSBXFS' + cmd.nonce + ':' + (r.exit & 255) + ' ' +
+			result.length + ' 0\n'), result]));
 	}
 	busy = false;
 }

@@ -1,28 +1,33 @@
 # python_ctx.py - the long-lived Python interpreter of one sbxfs context.
 #
 # sbxfs starts it inside the sandbox (python3 python_ctx.py) with three pipes.
-# Protocol (docs/execution.md):
+# Protocol (docs/execution.md, control/ctx_proto.h):
 #   stdin  <- commands: "NONCE CODE_LEN STDIN_LEN\n", CODE_LEN bytes of code,
 #             then STDIN_LEN bytes fed to the run as its stdin (-1: none)
-#   stdout -> the run's stdout, as the code writes it
-#   stderr -> the run's stderr; when a run ends, one marker line:
-#             "\x1eSBXFS" NONCE ":" JSON "\n"  JSON = {"exit": N, "result": TEXT?,
-#             "png": [LEN, ...]}, followed by the PNG bytes of each open figure.
-#             Just before it, "\x1eSBXFS" NONCE ":{}\n" on stdout: the two streams
-#             may arrive in any order (the docker engine does not keep it), so
-#             the daemon waits for both.
-# The code runs in one persistent globals dict; the value of a final expression
-# is reported as its repr, like a notebook cell.
+#   stdout -> the run's stdout, as the code writes it; at the end of a run
+#             the frame "\x1eSBXFS" NONCE ":\n"
+#   stderr -> the run's stderr; at the end of a run, after stdout's frame,
+#             "\x1eSBXFS" NONCE ":" EXIT " " RESULT_LEN " " NFIG (" " FIG_LEN)*
+#             "\n", then the result's bytes, then each figure's PNG bytes.
+# The two streams may arrive in any order (the docker engine does not keep
+# it): the daemon waits for both. The code shares this process and can forge
+# a frame; the daemon checks every number against its caps (RESULT_MAX,
+# FIGURE_MAX, FIGURES_MAX below are the same as ctx_proto.h's) and keeps no
+# more than output_max of results and figures, so a forgery only harms its
+# own run. This driver stays within the caps so that honest runs never fail.
+# The code runs in one persistent globals dict; the value of a final
+# expression is reported as its repr, like a notebook cell.
 import ast
 import builtins
 import io
-import json
 import linecache
 import os
 import sys
 import traceback
 
-RESULT_MAX = 1 << 20
+RESULT_MAX = 1 << 20        # bytes kept of a repr (the daemon takes up to 2 MiB)
+FIGURE_MAX = 32 << 20       # bytes of one PNG
+FIGURES_MAX = 64
 DRIVER = os.path.abspath(__file__)
 
 
@@ -69,8 +74,17 @@ def _figures():
         return out
     try:
         for num in plt.get_fignums():
+            if len(out) == FIGURES_MAX:
+                _flush()
+                print("[sbxfs: only the first %d figures are kept]" % FIGURES_MAX, file=sys.stderr)
+                break
             buf = io.BytesIO()
             plt.figure(num).savefig(buf, format="png")
+            if buf.tell() > FIGURE_MAX:
+                _flush()
+                print("[sbxfs: figure %d is over %d bytes and is not kept]" % (num, FIGURE_MAX),
+                      file=sys.stderr)
+                continue
             out.append(buf.getvalue())
         plt.close("all")
     except Exception as e:
@@ -103,9 +117,10 @@ def _execute(src, g, serial):
         if value is None:
             return 0, None
         g["_"] = value
-        text = repr(value)
+        text = repr(value).encode("utf-8", "backslashreplace")
         if len(text) > RESULT_MAX:
-            text = text[:RESULT_MAX] + "\n[sbxfs: result cut at %d characters]" % RESULT_MAX
+            text = text[:RESULT_MAX].decode("utf-8", "ignore").encode()
+            text += b"\n[sbxfs: result cut at %d bytes]" % RESULT_MAX
         return 0, text
     except SystemExit as e:
         if e.code is None:
@@ -160,12 +175,11 @@ def main():
             os.close(null)
             sys.stdin = _text_stream(0, "r")
         _flush()
-        meta = {"exit": code, "png": [len(p) for p in pngs]}
-        if result is not None:
-            meta["result"] = result
-        line = b"\x1eSBXFS" + nonce + b":" + json.dumps(meta).encode() + b"\n"
-        _write_all(out_mark_fd, b"\x1eSBXFS" + nonce + b":{}\n")
-        _write_all(mark_fd, line + b"".join(pngs))
+        result = result or b""
+        head = b"%d %d %d" % (code, len(result), len(pngs))
+        head += b"".join(b" %d" % len(p) for p in pngs)
+        _write_all(out_mark_fd, b"\x1eSBXFS" + nonce + b":\n")
+        _write_all(mark_fd, b"\x1eSBXFS" + nonce + b":" + head + b"\n" + result + b"".join(pngs))
 
 
 main()

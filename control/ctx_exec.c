@@ -193,27 +193,39 @@ static void send_some(struct ctx_run *r)
 		r->sent = r->total;   /* it is gone: the EOFs tell */
 }
 
+static void poll_set(const struct ctx_run *r, struct pollfd pfd[4])
+{
+	bool want_out = !r->out_eof && r->po.state != CTX_P_DONE;
+
+	pfd[0] = (struct pollfd){ .fd = want_out ? r->ip->out_fd : -1, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = r->err_eof ? -1 : r->ip->err_fd, .events = POLLIN };
+	pfd[2] = (struct pollfd){ .fd = r->sent < r->total ? r->ip->in_fd : -1, .events = POLLOUT };
+	pfd[3] = (struct pollfd){ .fd = r->c->abort_fd, .events = POLLIN };
+}
+
+/* Moves the bytes poll said are ready: the command in, the output out. */
+static void poll_serve(struct ctx_run *r, const struct pollfd pfd[4])
+{
+	if (pfd[2].revents)
+		send_some(r);
+	if (pfd[0].revents && !read_some(r->ip->out_fd, &r->po, &r->so))
+		r->out_eof = true;
+	if (pfd[1].revents && !read_some(r->ip->err_fd, &r->pe, &r->se))
+		r->err_eof = true;
+}
+
 static enum run_end exec_loop(struct ctx_run *r, struct sbx_err *err)
 {
 	for (;;) {
-		struct pollfd pfd[4] = {
-			{ .fd = r->out_eof || r->po.state == CTX_P_DONE ? -1 : r->ip->out_fd, .events = POLLIN },
-			{ .fd = r->err_eof ? -1 : r->ip->err_fd, .events = POLLIN },
-			{ .fd = r->sent < r->total ? r->ip->in_fd : -1, .events = POLLOUT },
-			{ .fd = r->c->abort_fd, .events = POLLIN },
-		};
+		struct pollfd pfd[4];
 		uint64_t now = sbx_mono_ms(), left = now >= r->deadline ? 0 : r->deadline - now;
 
+		poll_set(r, pfd);
 		if (poll(pfd, 4, left < POLL_MAX_MS ? (int)left : POLL_MAX_MS) < 0 && errno != EINTR) {
 			sbx_err_sys(err, errno, "poll");
 			return END_ERROR;
 		}
-		if (pfd[2].revents)
-			send_some(r);
-		if (pfd[0].revents && !read_some(r->ip->out_fd, &r->po, &r->so))
-			r->out_eof = true;
-		if (pfd[1].revents && !read_some(r->ip->err_fd, &r->pe, &r->se))
-			r->err_eof = true;
+		poll_serve(r, pfd);
 		if (r->pe.state == CTX_P_DONE)
 			return END_FRAME;
 		if (r->out_eof && r->err_eof)

@@ -101,6 +101,37 @@ struct sbx_exit {
 	int code;                 /* exit code, or signal number when signaled */
 };
 
+/* A change a sandbox's own code made to its files, as the backend reports it (watch_start). */
+enum sbx_change_kind {
+	SBX_CHANGE_CREATED,
+	SBX_CHANGE_DELETED,
+	SBX_CHANGE_MODIFIED,      /* content or attributes */
+	SBX_CHANGE_RENAMED,
+};
+
+struct sbx_change {
+	enum sbx_change_kind kind;
+	const char *path;         /* absolute, inside the sandbox: "/home/user/a.txt" */
+	const char *to;           /* RENAMED: the new path; else NULL */
+	bool dir;                 /* of a directory */
+	bool data;                /* MODIFIED: the content changed (cached pages are stale) */
+	/*
+	 * Whether the user's change stream (`watch`) shows path / to: below the
+	 * sandbox user's home, and a change the code made rather than the
+	 * filesystem's own bookkeeping. Every change is given for cache
+	 * invalidation either way.
+	 */
+	bool shown, to_shown;
+	int root_fd;              /* O_PATH of the sandbox's "/", valid during the call only */
+};
+
+/*
+ * Called from a backend thread, one change at a time, in the order they
+ * happened. It must not call back into the backend for the same sandbox
+ * (destroy and watch_stop wait for a call in progress to return).
+ */
+typedef void (*sbx_change_fn)(void *arg, const struct sbx_change *ch);
+
 struct sbx_backend;           /* a backend instance (one per mount) */
 struct sbx_instance;          /* one sandbox, as the backend keeps it */
 struct sbx_proc;              /* one process started by spawn */
@@ -200,6 +231,24 @@ struct sbx_backend_ops {
 	 * files/ creates files as and maps chowns to. Fixed for the sandbox's life.
 	 */
 	int (*user_ids)(struct sbx_instance *inst, uid_t *uid, gid_t *gid, struct sbx_err *err);
+
+	/*
+	 * Starts reporting the changes the sandbox's processes make to its files
+	 * (not those this daemon makes through root_fd) to fn(arg, change).
+	 * *complete is true when every change anywhere in the sandbox is reported
+	 * (the caller may then let the kernel cache files/), false when only those
+	 * below the user's home are. -ENOTSUP when the backend cannot watch. At most
+	 * one watch per sandbox; destroy, release and watch_stop end it.
+	 */
+	int (*watch_start)(struct sbx_instance *inst, sbx_change_fn fn, void *arg, bool *complete,
+			   struct sbx_err *err);
+	/*
+	 * Delivers every change made so far in every watched sandbox before it
+	 * returns (a run's end calls it). Per backend, so no sandbox lock is needed.
+	 */
+	void (*watch_sync)(struct sbx_backend *be);
+	/* Ends the watch; fn is not called after it returns. Fine when not watching. */
+	void (*watch_stop)(struct sbx_instance *inst);
 };
 
 /* Looks up a backend by name ("local", "docker"); NULL when unknown. */

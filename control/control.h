@@ -92,6 +92,16 @@ int sandbox_set_env(struct sandbox *sb, const char *buf, size_t len, struct sbx_
 int sandbox_root_fd(struct sandbox *sb, int *fd, struct sbx_err *err);
 /* The host uid/gid of the sandbox's user (files/ creates as it and maps chowns to it). */
 int sandbox_user_ids(struct sandbox *sb, uid_t *uid, gid_t *gid, struct sbx_err *err);
+/*
+ * What the sandbox's code changes in its files (changes.c; the backend's
+ * watch_* ops): fn is called from a backend thread; *complete says whether
+ * every change is reported (see backend.h). sandbox_watch_sync delivers what
+ * is pending in every sandbox; sandbox_watch_stop returns once fn is done.
+ */
+int sandbox_watch_start(struct sandbox *sb, sbx_change_fn fn, void *arg, bool *complete,
+			struct sbx_err *err);
+void sandbox_watch_sync(struct sandbox *sb);
+void sandbox_watch_stop(struct sandbox *sb);
 
 /* ---- runs ---- */
 

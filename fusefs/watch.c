@@ -2,22 +2,22 @@
  * watch.c - what code inside a sandbox changes, as it happens.
  *
  * The kernel tells a FUSE mount nothing of changes made behind it, so the
- * daemon watches each sandbox's writable layer itself: one fanotify group
- * (FAN_REPORT_DFID_NAME) with a filesystem mark on the filesystem that holds
- * the overlay's upper directory (found in /proc/self/mountinfo from the
- * sandbox's root). Every change made inside the sandbox lands there. For
- * each event the daemon
+ * backend reports each change a sandbox's code makes to its files (the
+ * watch_* ops; how it sees them is its own business). For each change the
+ * daemon
  *   - invalidates what the kernel caches of files/ (entries, attributes,
- *     pages), which is what makes long cache timeouts and keep_cache safe;
- *   - appends a line to the sandbox's `watch` stream when the path is below
- *     /home/user (see docs/files.md for the format).
- * Changes the daemon makes itself (through files/) are skipped: the kernel
- * already knows them, and `watch` reports what the sandbox's code did.
+ *     pages), which is what makes long cache timeouts and keep_cache safe
+ *     when the backend reports every change (a "complete" watch);
+ *   - appends a line to the sandbox's `watch` stream when the backend says
+ *     the change is one the user sees (see docs/files.md for the format).
+ * Changes the daemon makes itself (through files/) are not reported: the
+ * kernel already knows them, and `watch` reports what the sandbox's code did.
  *
- * A thread reads the events; watch_sync() applies every queued event at once
- * (a run's end calls it, so what a run wrote is fresh when close() returns).
- * Blocked readers of `watch` are kept requests answered when a line comes,
- * or with EINTR on an interrupt; no worker thread waits.
+ * watch_sync() has the backend deliver every pending change at once (a run's
+ * end calls it, so what a run wrote is fresh when close() returns). Blocked
+ * readers of `watch` are kept requests answered when a line comes, or with
+ * EINTR on an interrupt; no worker thread waits. A thread ends the streams of
+ * sandboxes that died, once a second.
  */
 #include "fs.h"
 
@@ -29,18 +29,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/fanotify.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
-#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
 #define WATCH_LOG_MAX (1u << 20)     /* bytes of lines kept per sandbox */
-#define WATCH_HOME "/home/user"
-#define WATCH_MASK (FAN_CREATE | FAN_DELETE | FAN_RENAME | FAN_MODIFY | FAN_ATTRIB | \
-		    FAN_CLOSE_WRITE | FAN_ONDIR)
 
 struct watch_reader {
 	struct watch_reader *next;
@@ -52,10 +46,8 @@ struct watch_reader {
 struct wsb {
 	struct wsb *next;
 	struct sandbox *sb;          /* a reference */
-	bool ok;                     /* watched: the kernel may cache files/ */
-	char upper[PATH_MAX];        /* the overlay's upper directory on the host */
-	size_t upper_len;
-	fsid_t fsid;
+	bool active;                 /* the backend reports its changes */
+	bool ok;                     /* ...all of them: the kernel may cache files/ */
 	/* the `watch` stream: bytes [base, end) are in log */
 	char *log;
 	size_t len, cap;
@@ -65,15 +57,16 @@ struct wsb {
 	struct watch_reader *readers;
 };
 
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;   /* the list, logs, readers */
-static pthread_mutex_t proc_lock = PTHREAD_MUTEX_INITIALIZER;  /* one event consumer at a time */
+/*
+ * The list, logs and readers. A leaf lock: nothing is called with it held that
+ * takes another (backend calls and kernel notifications happen outside it).
+ */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 static struct wsb *wsbs;
-static int fan_fd = -1;
-static pthread_t fan_thread;
-static bool fan_running;
+static pthread_t reap_thread;
+static bool reap_running;
 static int stop_pipe[2] = { -1, -1 };
-static pid_t self_pid;
 
 /* ---- the registry ---- */
 
@@ -97,101 +90,28 @@ bool watch_caching(struct sandbox *sb)
 	return ok;
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo */
-static void unescape(char *s)
-{
-	char *o = s;
+static void on_change(void *arg, const struct sbx_change *ch);
+static void reap_start(void);
 
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-}
-
-/* The upperdir= of the overlay mount whose id is mnt_id. */
-static int find_upper(uint64_t mnt_id, char *out, size_t size)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL;
-	size_t cap = 0;
-	int ret = -ENOENT;
-
-	if (!f)
-		return -errno;
-	while (getline(&line, &cap, f) > 0) {
-		char *sep, *opt, *end;
-		unsigned long long id;
-
-		if (sscanf(line, "%llu", &id) != 1 || id != mnt_id)
-			continue;
-		sep = strstr(line, " - ");
-		if (!sep || strncmp(sep, " - overlay ", 11))
-			break;
-		opt = strstr(sep, "upperdir=");
-		if (!opt)
-			break;
-		opt += 9;
-		end = opt + strcspn(opt, ", \n");
-		*end = '\0';
-		unescape(opt);
-		if (snprintf(out, size, "%s", opt) < (int)size)
-			ret = 0;
-		break;
-	}
-	free(line);
-	fclose(f);
-	return ret;
-}
-
-static int watch_start_fan(void);
-
-static void start_once_fn(void)
-{
-	if (watch_start_fan())
-		fprintf(stderr, "sbxfs: warning: cannot watch sandboxes (fanotify): %m; files/ is not cached\n");
-}
-
-/* Sets up the mark for one sandbox; w->ok tells whether it worked. */
+/* Starts the backend's watch of one sandbox; w->active/ok tell what it gives. */
 static void watch_setup(struct wsb *w)
 {
 	struct sbx_err err = { 0 };
-	struct statx stx;
-	struct statfs up, top;
-	int rootfd;
+	bool complete = false;
+	int r = sandbox_watch_start(w->sb, on_change, w, &complete, &err);
 
-	if (fan_fd < 0 || sandbox_root_fd(w->sb, &rootfd, &err))
-		return;
-	if (statx(rootfd, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) || !(stx.stx_mask & STATX_MNT_ID)) {
-		close(rootfd);
-		return;
-	}
-	close(rootfd);
-	if (find_upper(stx.stx_mnt_id, w->upper, sizeof(w->upper)))
-		return;
-	w->upper_len = strlen(w->upper);
-	/* A mark on the host's own filesystem would report the whole host: not that. */
-	if (statfs(w->upper, &up) || statfs("/", &top) ||
-	    memcmp(&up.f_fsid, &top.f_fsid, sizeof(up.f_fsid)) == 0)
-		return;
-	if (fanotify_mark(fan_fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, WATCH_MASK, AT_FDCWD, w->upper)) {
-		fprintf(stderr, "sbxfs: warning: cannot watch '%s': %m\n", w->upper);
-		return;
-	}
-	w->fsid = up.f_fsid;
-	w->ok = true;
+	if (r && r != -ENOTSUP && r != -ENOENT)
+		fprintf(stderr, "sbxfs: warning: cannot watch sandbox '%s': %s; files/ is not cached\n",
+			sandbox_name(w->sb), err.msg);
+	w->active = r == 0;
+	w->ok = r == 0 && complete;
 }
 
 void watch_sandbox(struct sandbox *sb)
 {
 	struct wsb *w;
 
-	pthread_once(&start_once, start_once_fn);
+	pthread_once(&start_once, reap_start);
 	pthread_mutex_lock(&reg_lock);
 	w = find_locked(sb);
 	pthread_mutex_unlock(&reg_lock);
@@ -206,6 +126,8 @@ void watch_sandbox(struct sandbox *sb)
 	pthread_mutex_lock(&reg_lock);
 	if (find_locked(sb)) {          /* another thread was first */
 		pthread_mutex_unlock(&reg_lock);
+		if (w->active)
+			sandbox_watch_stop(sb);
 		sandbox_put(sb);
 		free(w);
 		return;
@@ -355,10 +277,10 @@ void watch_read(fuse_req_t req, struct sandbox *sb, size_t size, off_t off)
 		return;
 	}
 	w = find_locked(sb);
-	if (!w || !w->ok || (uint64_t)off < w->base + w->len) {
+	if (!w || !w->active || (uint64_t)off < w->base + w->len) {
 		/* data now, or an unwatched sandbox: an empty file */
 		size_t n = 0;
-		char *buf = w && w->ok ? slice_locked(w, off, size, &n) : calloc(1, 1);
+		char *buf = w && w->active ? slice_locked(w, off, size, &n) : calloc(1, 1);
 
 		r->req = NULL;
 		pthread_mutex_unlock(&reg_lock);
@@ -435,13 +357,6 @@ static void escape(const char *in, char *out, size_t size)
 	out[o] = '\0';
 }
 
-static bool under_home(const char *path)
-{
-	size_t n = strlen(WATCH_HOME);
-
-	return strncmp(path, WATCH_HOME, n) == 0 && path[n] == '/' && path[n + 1];
-}
-
 static void emit(struct wsb *w, const char *what, const char *path, bool dir, const char *to, bool to_dir)
 {
 	char a[PATH_MAX * 2], b[PATH_MAX * 2], line[PATH_MAX * 4 + 32];
@@ -456,47 +371,7 @@ static void emit(struct wsb *w, const char *what, const char *path, bool dir, co
 	log_append(w, line);
 }
 
-/* ---- events ---- */
-
-struct ev_name {
-	bool ok;           /* decoded */
-	bool in_upper;     /* below the upper directory (else: overlay's work dir) */
-	char path[PATH_MAX * 2];   /* inside the sandbox: "/home/user/x" */
-	char dir[PATH_MAX];        /* its directory inside the sandbox */
-	const char *name;
-};
-
-/* Decodes one (directory handle, name) record into a path inside the sandbox. */
-static void decode(struct wsb *w, int mfd, struct fanotify_event_info_fid *fid, struct ev_name *out)
-{
-	struct file_handle *fh = (struct file_handle *)fid->handle;
-	char link[64], host[PATH_MAX];
-	ssize_t len;
-	int dfd;
-
-	out->ok = false;
-	out->name = (const char *)fh->f_handle + fh->handle_bytes;
-	dfd = open_by_handle_at(mfd, fh, O_PATH | O_CLOEXEC);
-	if (dfd < 0)
-		return;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", dfd);
-	len = readlink(link, host, sizeof(host) - 1);
-	close(dfd);
-	if (len < 0)
-		return;
-	host[len] = '\0';
-	out->ok = true;
-	out->in_upper = strncmp(host, w->upper, w->upper_len) == 0 &&
-			(host[w->upper_len] == '\0' || host[w->upper_len] == '/');
-	if (!out->in_upper)
-		return;
-	snprintf(out->dir, sizeof(out->dir), "%s", host[w->upper_len] ? host + w->upper_len : "/");
-	if (strcmp(out->name, ".") == 0)
-		snprintf(out->path, sizeof(out->path), "%s", out->dir);
-	else
-		snprintf(out->path, sizeof(out->path), "%s%s%s", out->dir,
-			 strcmp(out->dir, "/") == 0 ? "" : "/", out->name);
-}
+/* ---- changes ---- */
 
 /* The FUSE inode of a path inside the sandbox, if the kernel knows it; 0 if not. */
 static fuse_ino_t ino_of(struct wsb *w, int rootfd, const char *path)
@@ -506,9 +381,9 @@ static fuse_ino_t ino_of(struct wsb *w, int rootfd, const char *path)
 	struct stat st;
 	int fd;
 
-	if (rootfd < 0)
+	if (rootfd < 0 || path[0] != '/')
 		return 0;
-	if (strcmp(path, "/") == 0)
+	if (path[1] == '\0')
 		fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
 	else
 		fd = (int)syscall(SYS_openat2, rootfd, path + 1, &how, sizeof(how));
@@ -522,223 +397,72 @@ static fuse_ino_t ino_of(struct wsb *w, int rootfd, const char *path)
 	return node_find_pt(w->sb, st.st_dev, st.st_ino);
 }
 
-static void inval_name(struct wsb *w, int rootfd, struct ev_name *e)
+/* Drops the kernel's entry of path (and its directory's attributes and listing). */
+static void inval_name(struct wsb *w, int rootfd, const char *path)
 {
-	fuse_ino_t parent = ino_of(w, rootfd, e->dir);
+	char dir[PATH_MAX * 2];
+	const char *name = strrchr(path, '/');
+	fuse_ino_t parent;
 
-	if (!parent || !fs.se)
+	if (!name || !name[1] || !fs.se)
 		return;
-	if (strcmp(e->name, ".") != 0)
-		fuse_lowlevel_notify_inval_entry(fs.se, parent, e->name, strlen(e->name));
+	snprintf(dir, sizeof(dir), "%.*s", name == path ? 1 : (int)(name - path), path);
+	name++;
+	parent = ino_of(w, rootfd, dir);
+	if (!parent)
+		return;
+	fuse_lowlevel_notify_inval_entry(fs.se, parent, name, strlen(name));
 	fuse_lowlevel_notify_inval_inode(fs.se, parent, 0, 0);
 }
 
-static void inval_file(struct wsb *w, int rootfd, struct ev_name *e, bool data)
+static void inval_file(struct wsb *w, int rootfd, const char *path, bool data)
 {
-	fuse_ino_t ino = ino_of(w, rootfd, e->path);
+	fuse_ino_t ino = ino_of(w, rootfd, path);
 
 	if (ino && fs.se)
 		fuse_lowlevel_notify_inval_inode(fs.se, ino, data ? 0 : -1, 0);
 }
 
-/* What a name overlayfs moved in from its work directory now is, in the upper dir. */
-static const char *copied_in(struct wsb *w, struct ev_name *e, bool *dir)
+static void on_change(void *arg, const struct sbx_change *ch)
 {
-	char host[PATH_MAX * 3], val[4];
-	struct stat st;
+	static const char *const words[] = { [SBX_CHANGE_CREATED] = "created",
+					     [SBX_CHANGE_DELETED] = "deleted",
+					     [SBX_CHANGE_MODIFIED] = "modified" };
+	struct wsb *w = arg;
 
-	snprintf(host, sizeof(host), "%s%s", w->upper, e->path);
-	if (lstat(host, &st))
-		return NULL;
-	*dir = S_ISDIR(st.st_mode);
-	if (S_ISCHR(st.st_mode) && st.st_rdev == 0)
-		return "deleted";           /* a whiteout over a file of the template */
-	if (*dir)                           /* an opaque dir is a new one; else a copy-up */
-		return getxattr(host, "trusted.overlay.opaque", val, sizeof(val)) > 0 ? "created" : NULL;
-	return "modified";                  /* a copy-up, for a change that follows */
-}
-
-static bool is_whiteout(struct wsb *w, struct ev_name *e)
-{
-	char host[PATH_MAX * 3];
-	struct stat st;
-
-	snprintf(host, sizeof(host), "%s%s", w->upper, e->path);
-	return lstat(host, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == 0;
-}
-
-static void handle_event(struct wsb *w, int mfd, int rootfd, struct fanotify_event_metadata *m)
-{
-	struct ev_name *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
-	char *p = (char *)(m + 1), *end = (char *)m + m->event_len;
-	bool dir = m->mask & FAN_ONDIR, have_a = false, have_b = false, self = m->pid == self_pid;
-
-	if (!a || !b)
-		goto out;
-	while (p + sizeof(struct fanotify_event_info_header) <= end) {
-		struct fanotify_event_info_fid *fid = (struct fanotify_event_info_fid *)p;
-
-		if (fid->hdr.len == 0)
-			break;
-		if (memcmp(&fid->fsid, &w->fsid, sizeof(w->fsid)) == 0) {
-			if (fid->hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
-			    fid->hdr.info_type == FAN_EVENT_INFO_TYPE_OLD_DFID_NAME) {
-				decode(w, mfd, fid, a);
-				have_a = a->ok;
-			} else if (fid->hdr.info_type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) {
-				decode(w, mfd, fid, b);
-				have_b = b->ok;
-			}
-		}
-		p += fid->hdr.len;
+	if (ch->kind == SBX_CHANGE_MODIFIED)
+		inval_file(w, ch->root_fd, ch->path, ch->data);
+	else
+		inval_name(w, ch->root_fd, ch->path);
+	if (ch->kind != SBX_CHANGE_RENAMED) {
+		if (ch->shown)
+			emit(w, words[ch->kind], ch->path, ch->dir, NULL, false);
+		return;
 	}
-	if (m->mask & FAN_RENAME) {
-		bool from_work = have_a && !a->in_upper, to_upper = have_b && b->in_upper;
-
-		if (!self) {
-			if (have_a && a->in_upper)
-				inval_name(w, rootfd, a);
-			if (to_upper)
-				inval_name(w, rootfd, b);
-		}
-		if (self)
-			goto out;
-		if (from_work && to_upper && under_home(b->path)) {
-			bool d = false;
-			const char *what = copied_in(w, b, &d);
-
-			if (what)
-				emit(w, what, b->path, d, NULL, false);
-		} else if (have_a && a->in_upper && to_upper) {
-			bool ha = under_home(a->path), hb = under_home(b->path);
-
-			if (ha && hb)
-				emit(w, "renamed", a->path, dir, b->path, dir);
-			else if (ha)
-				emit(w, "deleted", a->path, dir, NULL, false);
-			else if (hb)
-				emit(w, "created", b->path, dir, NULL, false);
-		}
-		goto out;
-	}
-	if (!have_a || !a->in_upper)
-		goto out;
-	if (!self) {
-		if (m->mask & (FAN_CREATE | FAN_DELETE))
-			inval_name(w, rootfd, a);
-		if (m->mask & (FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB))
-			inval_file(w, rootfd, a, m->mask & (FAN_MODIFY | FAN_CLOSE_WRITE));
-	}
-	if (self || !under_home(a->path))
-		goto out;
-	if (m->mask & FAN_CREATE)
-		emit(w, is_whiteout(w, a) ? "deleted" : "created", a->path, dir, NULL, false);
-	if (m->mask & FAN_DELETE)
-		emit(w, "deleted", a->path, dir, NULL, false);
-	if ((m->mask & (FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB)) && strcmp(a->name, ".") != 0)
-		emit(w, "modified", a->path, dir, NULL, false);
-out:
-	free(a);
-	free(b);
-}
-
-/* The watched sandbox an event belongs to; reg_lock held. */
-static struct wsb *owner_locked(struct fanotify_event_metadata *m)
-{
-	struct fanotify_event_info_fid *fid = (struct fanotify_event_info_fid *)(m + 1);
-
-	if (m->event_len < sizeof(*m) + sizeof(*fid))
-		return NULL;
-	for (struct wsb *w = wsbs; w; w = w->next)
-		if (w->ok && memcmp(&fid->fsid, &w->fsid, sizeof(w->fsid)) == 0)
-			return w;
-	return NULL;
-}
-
-/*
- * Handles one buffer of events; proc_lock held. The kernel packs events at
- * 4-byte boundaries while their header holds a 64-bit mask, so each event is
- * copied to an aligned buffer before it is read.
- */
-static void handle_batch(char *buf, ssize_t len)
-{
-	static union {
-		struct fanotify_event_metadata m;
-		char bytes[8192];
-	} ev;
-	struct fanotify_event_metadata hdr;
-	struct wsb *cur = NULL;
-	int mfd = -1, rootfd = -1;
-	size_t off = 0;
-
-	while (off + sizeof(hdr) <= (size_t)len) {
-		struct fanotify_event_metadata *m = &ev.m;
-		struct sbx_err err = { 0 };
-		struct wsb *w;
-
-		memcpy(&hdr, buf + off, sizeof(hdr));
-		if (hdr.event_len < sizeof(hdr) || off + hdr.event_len > (size_t)len)
-			break;
-		off += hdr.event_len;
-		if (hdr.event_len > sizeof(ev.bytes))
-			continue;
-		memcpy(ev.bytes, buf + off - hdr.event_len, hdr.event_len);
-		if (m->vers != FANOTIFY_METADATA_VERSION || (m->mask & FAN_Q_OVERFLOW))
-			continue;
-		pthread_mutex_lock(&reg_lock);
-		w = owner_locked(m);
-		pthread_mutex_unlock(&reg_lock);
-		if (!w)
-			continue;
-		if (w != cur) {
-			/* fds held only for this batch: they must not keep the sandbox's disks busy */
-			if (mfd >= 0)
-				close(mfd);
-			if (rootfd >= 0)
-				close(rootfd);
-			rootfd = -1;
-			cur = w;
-			mfd = open(w->upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (sandbox_root_fd(w->sb, &rootfd, &err))
-				rootfd = -1;
-		}
-		if (mfd >= 0)
-			handle_event(w, mfd, rootfd, m);
-	}
-	if (mfd >= 0)
-		close(mfd);
-	if (rootfd >= 0)
-		close(rootfd);
-}
-
-/* Reads and handles what is queued; proc_lock held. Returns false when nothing was. */
-static bool drain_locked(void)
-{
-	static char buf[64 * 1024] __attribute__((aligned(8)));
-	ssize_t len = read(fan_fd, buf, sizeof(buf));
-
-	if (len <= 0)
-		return false;
-	handle_batch(buf, len);
-	return true;
+	inval_name(w, ch->root_fd, ch->to);
+	if (ch->shown && ch->to_shown)
+		emit(w, "renamed", ch->path, ch->dir, ch->to, ch->dir);
+	else if (ch->shown)
+		emit(w, "deleted", ch->path, ch->dir, NULL, false);
+	else if (ch->to_shown)
+		emit(w, "created", ch->to, ch->dir, NULL, false);
 }
 
 void watch_sync(struct sandbox *sb)
 {
-	(void)sb;
-	if (fan_fd < 0)
-		return;
-	pthread_mutex_lock(&proc_lock);
-	while (drain_locked())
-		;
-	pthread_mutex_unlock(&proc_lock);
+	sandbox_watch_sync(sb);
 }
 
-/* Ends a watched sandbox that left the list: its readers get end of file, then it is freed. */
+/*
+ * Ends a watched sandbox that left the list: the backend stops calling, its
+ * readers get end of file, then it is freed.
+ */
 static void wsb_end(struct wsb *w)
 {
 	struct watch_reader *ready;
 
+	if (w->active)
+		sandbox_watch_stop(w->sb);
 	pthread_mutex_lock(&reg_lock);
 	w->base += w->len;              /* nothing left to give: end of file */
 	w->len = 0;
@@ -755,7 +479,6 @@ static void reap(void)
 {
 	struct wsb **pp, *dead = NULL;
 
-	pthread_mutex_lock(&proc_lock);     /* no batch is using a wsb */
 	pthread_mutex_lock(&reg_lock);
 	for (pp = &wsbs; *pp;) {
 		struct wsb *w = *pp;
@@ -775,62 +498,42 @@ static void reap(void)
 		dead = w->next;
 		wsb_end(w);
 	}
-	pthread_mutex_unlock(&proc_lock);
 }
 
-static void *watch_main(void *arg)
+static void *reap_main(void *arg)
 {
-	struct pollfd pfd[2] = { { .fd = fan_fd, .events = POLLIN }, { .fd = stop_pipe[0], .events = POLLIN } };
+	struct pollfd pfd = { .fd = stop_pipe[0], .events = POLLIN };
 
 	(void)arg;
-	for (;;) {
-		int n = poll(pfd, 2, 1000);
-
-		if (pfd[1].revents)
-			break;
-		if (n > 0 && (pfd[0].revents & POLLIN)) {
-			pthread_mutex_lock(&proc_lock);
-			drain_locked();
-			pthread_mutex_unlock(&proc_lock);
-		} else {
-			reap();
-		}
-	}
+	while (poll(&pfd, 1, 1000) >= 0 && !pfd.revents)
+		reap();
 	return NULL;
 }
 
-static int watch_start_fan(void)
+static void reap_start(void)
 {
-	self_pid = getpid();
-	fan_fd = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_UNLIMITED_QUEUE |
-			       FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_CLOEXEC);
-	if (fan_fd < 0)
-		return -1;
-	if (pipe2(stop_pipe, O_CLOEXEC) || pthread_create(&fan_thread, NULL, watch_main, NULL)) {
-		close(fan_fd);
-		fan_fd = -1;
-		return -1;
+	if (pipe2(stop_pipe, O_CLOEXEC))
+		return;
+	if (pthread_create(&reap_thread, NULL, reap_main, NULL)) {
+		close(stop_pipe[0]);
+		close(stop_pipe[1]);
+		stop_pipe[0] = stop_pipe[1] = -1;
+		return;
 	}
-	fan_running = true;
-	return 0;
+	reap_running = true;
 }
 
 void watch_stop(void)
 {
 	struct wsb *w;
 
-	if (fan_running) {
+	if (reap_running) {
 		if (write(stop_pipe[1], "x", 1) != 1)
-			pthread_cancel(fan_thread);
-		pthread_join(fan_thread, NULL);
-		fan_running = false;
+			pthread_cancel(reap_thread);
+		pthread_join(reap_thread, NULL);
+		reap_running = false;
 	}
 	/* No notifications after this: the session is going away. */
-	pthread_mutex_lock(&proc_lock);
-	if (fan_fd >= 0)
-		close(fan_fd);
-	fan_fd = -1;
-	pthread_mutex_unlock(&proc_lock);
 	pthread_mutex_lock(&reg_lock);
 	w = wsbs;
 	wsbs = NULL;
@@ -841,7 +544,9 @@ void watch_stop(void)
 		wsb_end(w);
 		w = next;
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		if (stop_pipe[i] >= 0)
 			close(stop_pipe[i]);
+		stop_pipe[i] = -1;
+	}
 }

@@ -548,6 +548,7 @@ static void lo_fini(struct sbx_backend *be)
 {
 	if (!be)
 		return;
+	lo_watch_fini();
 	lo_pool_stop(be->pool);
 	free(be->bpf);
 	pthread_mutex_destroy(&be->tmpl_lock);
@@ -699,6 +700,7 @@ static int lo_destroy(struct sbx_instance *in, struct sbx_err *err)
 	char img[PATH_MAX + 16], st[PATH_MAX + 16];
 	int r;
 
+	lo_watch_end(in);
 	pthread_mutex_lock(&in->start_lock);
 	in->gone = true;
 	/* A sandbox attached without cgroup paths (attach failure) still gets them computed. */
@@ -720,8 +722,10 @@ static int lo_destroy(struct sbx_instance *in, struct sbx_err *err)
 
 static void lo_release(struct sbx_instance *in)
 {
-	if (in)
-		inst_free(in);
+	if (!in)
+		return;
+	lo_watch_end(in);
+	inst_free(in);
 }
 
 static enum sbx_status lo_status(struct sbx_instance *in)
@@ -960,6 +964,19 @@ static int lo_root_fd(struct sbx_instance *in, int *fd_out, struct sbx_err *err)
 	return 0;
 }
 
+int lo_upper_fd(struct sbx_instance *in, int *fd_out, struct sbx_err *err)
+{
+	char upper[PATH_MAX + 16];
+	int fd;
+
+	snprintf(upper, sizeof(upper), "%s/disk/upper", in->state_dir);
+	fd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return sbx_err_sys(err, errno, "opening the writable layer of sandbox '%s'", in->name);
+	*fd_out = fd;
+	return 0;
+}
+
 const struct sbx_backend_ops sbx_local_backend = {
 	.name = "local",
 	.init = lo_init,
@@ -981,4 +998,7 @@ const struct sbx_backend_ops sbx_local_backend = {
 	.free_proc = lo_free_proc,
 	.root_fd = lo_root_fd,
 	.user_ids = lo_user_ids,
+	.watch_start = lo_watch_start,
+	.watch_sync = lo_watch_sync,
+	.watch_stop = lo_watch_end,
 };

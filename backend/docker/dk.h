@@ -223,4 +223,15 @@ int dk_demux_feed(struct dk_demux *d, const char *buf, size_t len,
 /* The sandbox user's host uid/gid (backend op user_ids). */
 int dk_user_ids(struct sbx_instance *inst, uid_t *uid, gid_t *gid, struct sbx_err *err);
 
+/* --- dk_watch.c: the watch_* ops (inode marks below /home/user) --------------- */
+
+int dk_watch_start(struct sbx_instance *inst, sbx_change_fn fn, void *arg, bool *complete,
+		   struct sbx_err *err);
+void dk_watch_sync(struct sbx_backend *be);
+/* watch_stop; also called when the instance is freed. */
+void dk_watch_end(struct sbx_instance *inst);
+/* After a restart mounted the container's files again: marks them anew. */
+void dk_watch_restart(struct sbx_instance *inst);
+void dk_watch_fini(void);
+
 #endif

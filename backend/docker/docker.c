@@ -75,6 +75,7 @@ static void docker_fini(struct sbx_backend *be)
 {
 	if (!be)
 		return;
+	dk_watch_fini();
 	dk_image_join(be);
 	dk_image_templates_free(be);
 	pthread_mutex_destroy(&be->tmpl_lock);
@@ -211,7 +212,10 @@ static int docker_attach(struct sbx_backend *be, const struct sbx_spec *spec,
 
 static int docker_destroy(struct sbx_instance *inst, struct sbx_err *err)
 {
-	int r = dk_container_remove(inst, err);
+	int r;
+
+	dk_watch_end(inst);
+	r = dk_container_remove(inst, err);
 
 	if (r < 0)
 		return sbx_err_wrap(err, "removing container '%s'", inst->cname);
@@ -221,6 +225,7 @@ static int docker_destroy(struct sbx_instance *inst, struct sbx_err *err)
 
 static void docker_release(struct sbx_instance *inst)
 {
+	dk_watch_end(inst);
 	dk_inst_free(inst);
 }
 
@@ -245,7 +250,11 @@ static int docker_resume(struct sbx_instance *inst, struct sbx_err *err)
 
 static int docker_restart(struct sbx_instance *inst, struct sbx_err *err)
 {
-	return dk_simple(inst, "restart?t=0", "restarting", err);
+	int r = dk_simple(inst, "restart?t=0", "restarting", err);
+
+	if (r == 0)
+		dk_watch_restart(inst);
+	return r;
 }
 
 static int docker_set_limits(struct sbx_instance *inst, const struct sbx_limits *limits,
@@ -430,4 +439,7 @@ const struct sbx_backend_ops sbx_docker_backend = {
 	.free_proc = docker_free_proc,
 	.root_fd = docker_root_fd,
 	.user_ids = dk_user_ids,
+	.watch_start = dk_watch_start,
+	.watch_sync = dk_watch_sync,
+	.watch_stop = dk_watch_end,
 };

@@ -179,8 +179,17 @@ static void dir_clear(struct dk_watch *w)
 	w->ndirs = 0;
 }
 
-/* Marks the directory fd (path) and every directory below it; takes fd. Fails when fd's mark does. */
-static int mark_tree(struct dk_watch *w, int fd, const char *path, int depth)
+static void deliver(struct dk_watch *w, enum sbx_change_kind kind, const char *path, const char *to,
+		    bool dir, bool data);
+
+/*
+ * Marks the directory fd (path) and every directory below it; takes fd. Fails
+ * when fd's mark does. With tell, each entry found is reported as created: a
+ * directory that just appeared is marked a moment after it did, and what was
+ * made in it meanwhile gave no event (so a quick change may show twice, never
+ * not at all).
+ */
+static int mark_tree(struct dk_watch *w, int fd, const char *path, int depth, bool tell)
 {
 	struct dirent *de;
 	DIR *dp;
@@ -194,16 +203,16 @@ static int mark_tree(struct dk_watch *w, int fd, const char *path, int depth)
 		char *sub;
 		int cfd;
 
-		if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    strlen(path) + strlen(de->d_name) + 2 > PATH_MAX ||
+		    asprintf(&sub, "%s/%s", path, de->d_name) < 0)
 			continue;
-		cfd = openat(dirfd(dp), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (cfd < 0)
-			continue;
-		if (strlen(path) + strlen(de->d_name) + 2 > PATH_MAX || asprintf(&sub, "%s/%s", path, de->d_name) < 0) {
-			close(cfd);
-			continue;
-		}
-		mark_tree(w, cfd, sub, depth + 1);
+		if (tell)
+			deliver(w, SBX_CHANGE_CREATED, sub, NULL, de->d_type == DT_DIR, false);
+		cfd = de->d_type != DT_DIR ? -1 :
+		      openat(dirfd(dp), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (cfd >= 0)
+			mark_tree(w, cfd, sub, depth + 1, tell);
 		free(sub);
 	}
 	closedir(dp);
@@ -266,7 +275,7 @@ static void mark_new(struct dk_watch *w, const char *path)
 	int fd = w->root >= 0 ? open_dir_in(w->root, path) : -1;
 
 	if (fd >= 0)
-		mark_tree(w, fd, path, 0);      /* a directory beyond the bound stays unwatched */
+		mark_tree(w, fd, path, 0, true);   /* a directory beyond the bound stays unwatched */
 }
 
 static void on_rename(struct dk_watch *w, struct dk_records *r, bool dir)
@@ -280,9 +289,9 @@ static void on_rename(struct dk_watch *w, struct dk_records *r, bool dir)
 			dir_forget(w, r->a.path);
 		deliver(w, SBX_CHANGE_DELETED, r->a.path, NULL, dir, false);
 	} else if (r->to.ok) {
+		deliver(w, SBX_CHANGE_CREATED, r->to.path, NULL, dir, false);
 		if (dir)
 			mark_new(w, r->to.path);
-		deliver(w, SBX_CHANGE_CREATED, r->to.path, NULL, dir, false);
 	}
 }
 
@@ -303,9 +312,9 @@ static void dk_event(struct fan_watch *fw, const struct fanotify_event_metadata 
 		on_rename(w, r, dir);
 	} else if (r->a.ok) {
 		if (m->mask & FAN_CREATE) {
+			deliver(w, SBX_CHANGE_CREATED, r->a.path, NULL, dir, false);
 			if (dir)
 				mark_new(w, r->a.path);
-			deliver(w, SBX_CHANGE_CREATED, r->a.path, NULL, dir, false);
 		}
 		if (m->mask & FAN_DELETE) {
 			if (dir)
@@ -355,7 +364,7 @@ static int watch_arm(struct dk_watch *w, struct sbx_err *err)
 		return r == -EEXIST ? sbx_err_set(err, ENOTSUP, "sandbox '%s': its overlay has no fsid of "
 						  "its own", w->inst->name) : r;
 	}
-	r = mark_tree(w, home, DK_HOME, 0);
+	r = mark_tree(w, home, DK_HOME, 0, false);
 	if (r) {
 		fan_watch_remove(&w->fw);
 		dir_clear(w);

@@ -39,14 +39,7 @@ _stray_containers = []
 # @pytest.mark.backend_gap(BACKEND, REASON). On that backend the test still runs and must fail
 # (xfail, strict): when the gap closes it passes, the suite fails, and this table and the docs
 # are brought up to date. strict=False is for a race that fails a test only sometimes.
-_WATCH_GAP = ("watch stays empty: fusefs/watch.c marks the filesystem of the sandbox's overlay "
-              "upper directory and refuses the host's own, which holds the engine's data root")
 BACKEND_GAPS = [
-    ("docker", r"test_watch\.py::test_lines_for_changes_inside\[", _WATCH_GAP, True),
-    ("docker", r"test_watch\.py::test_size_grows_and_backlog_is_readable\[", _WATCH_GAP, True),
-    ("docker", r"test_watch\.py::test_changes_through_files_are_not_reported\[", _WATCH_GAP, True),
-    ("docker", r"test_watch\.py::test_blocked_read_is_interruptible_and_holds_no_thread\[",
-     _WATCH_GAP, True),
     ("docker", r"test_editors\.py::test_git_workflow\[",
      "the docker default image has no git (a trimmed image; SBXFS_ROOTFS_EXTRA=git adds it)", True),
     ("docker", r"test_contexts\.py::test_matplotlib_figures_saved_as_png\[",

@@ -135,3 +135,29 @@ def test_watch_ends_when_sandbox_is_killed(box, mount):
     time.sleep(0.3)
     assert mount.ctl("kill " + b.name).ok
     p.wait(10)
+
+
+def test_watch_goes_on_after_restart(box):
+    b = box()
+    f = follow(b)
+    b.run("sh", "touch /home/user/before\n")
+    f.wait_for(["created /home/user/before"])
+    b.ctl_ok("restart")
+    b.wait_status("running")
+    r = b.run("sh", "touch /home/user/after\n")
+    assert r.exit == 0, r
+    f.wait_for(["created /home/user/after"])
+
+
+def test_tree_moved_in_is_watched_below(box):
+    """A directory tree moved in from outside /home/user shows as created, and changes
+    deep inside it afterwards are reported too (each directory of it is watched)."""
+    b = box()
+    f = follow(b)
+    r = b.run("sh", "mkdir -p /tmp/t/a/b && mv /tmp/t /home/user/t && "
+                    "echo x > /home/user/t/a/b/deep && mv /home/user/t /tmp/gone && "
+                    "touch /home/user/last\n")
+    assert r.exit == 0, r
+    got = f.wait_for(["created /home/user/t/", "created /home/user/t/a/b/deep",
+                      "deleted /home/user/t/", "created /home/user/last"])
+    assert not [l for l in got if "/tmp" in l], got

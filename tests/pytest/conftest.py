@@ -40,6 +40,10 @@ _stray_containers = []
 # (xfail, strict): when the gap closes it passes, the suite fails, and this table and the docs
 # are brought up to date. strict=False is for a race that fails a test only sometimes.
 BACKEND_GAPS = [
+    ("docker", r"test_watch\.py::test_lines_for_changes_inside\[",
+     "a race: docker's watch marks each new directory below /home/user a moment after it appears; "
+     "a directory made, used and removed within that moment (mkdir, mv into it, rm, rmdir in a row, "
+     "on a loaded machine) shows only its own created/deleted lines", False),
     ("docker", r"test_editors\.py::test_git_workflow\[",
      "the docker default image has no git (a trimmed image; SBXFS_ROOTFS_EXTRA=git adds it)", True),
     ("docker", r"test_contexts\.py::test_matplotlib_figures_saved_as_png\[",

@@ -135,67 +135,69 @@ int lo_cg_open(const struct lo_cgroot *root, const char *id, bool create, struct
 	return 0;
 }
 
-int lo_cg_set_limits(const struct lo_cg *cg, const struct sbx_limits *l, struct sbx_err *err)
+/* n * scale then suffix, or `none` for 0 (no limit). */
+static void limit_text(char *v, size_t size, uint64_t n, uint64_t scale, const char *suffix, const char *none)
+{
+	if (n)
+		snprintf(v, size, "%" PRIu64 "%s", n * scale, suffix);
+	else
+		snprintf(v, size, "%s", none);
+}
+
+static int cg_put(const char *dir, const char *file, const char *v, const char *what, struct sbx_err *err)
+{
+	int r = cg_write(dir, file, v);
+
+	return r < 0 ? sbx_err_sys(err, -r, "setting %s to %s", what, v) : 0;
+}
+
+static int cg_limits_v2(const struct lo_cg *cg, const struct sbx_limits *l, struct sbx_err *err)
+{
+	const char *d = cg->dir[LO_MEMORY];
+	char v[64];
+	int r;
+
+	limit_text(v, sizeof(v), l->mem_bytes, 1, "", "max");
+	if ((r = cg_put(d, "memory.max", v, "memory.max", err)) < 0)
+		return r;
+	cg_write(d, "memory.swap.max", "0");
+	limit_text(v, sizeof(v), l->cpu_millis, 100, " 100000", "max 100000");
+	if ((r = cg_put(d, "cpu.max", v, "cpu.max", err)) < 0)
+		return r;
+	limit_text(v, sizeof(v), l->pids, 1, "", "max");
+	return cg_put(d, "pids.max", v, "pids.max", err);
+}
+
+static int cg_limits_v1(const struct lo_cg *cg, const struct sbx_limits *l, struct sbx_err *err)
 {
 	char v[64];
 	int r;
 
-	if (cg->v2) {
-		const char *d = cg->dir[LO_MEMORY];
-
-		if (l->mem_bytes)
-			snprintf(v, sizeof(v), "%" PRIu64, l->mem_bytes);
-		else
-			strcpy(v, "max");
-		if ((r = cg_write(d, "memory.max", v)) < 0)
-			return sbx_err_sys(err, -r, "setting memory.max to %s", v);
-		cg_write(d, "memory.swap.max", "0");
-		if (l->cpu_millis)
-			snprintf(v, sizeof(v), "%u 100000", l->cpu_millis * 100);
-		else
-			strcpy(v, "max 100000");
-		if ((r = cg_write(d, "cpu.max", v)) < 0)
-			return sbx_err_sys(err, -r, "setting cpu.max to %s", v);
-		if (l->pids)
-			snprintf(v, sizeof(v), "%u", l->pids);
-		else
-			strcpy(v, "max");
-		if ((r = cg_write(d, "pids.max", v)) < 0)
-			return sbx_err_sys(err, -r, "setting pids.max to %s", v);
-		return 0;
-	}
-	if (l->mem_bytes)
-		snprintf(v, sizeof(v), "%" PRIu64, l->mem_bytes);
-	else
-		strcpy(v, "-1");
+	limit_text(v, sizeof(v), l->mem_bytes, 1, "", "-1");
 	/* memsw must stay >= the memory limit: the order depends on the direction. */
 	r = cg_write(cg->dir[LO_MEMORY], "memory.limit_in_bytes", v);
 	if (cg_write(cg->dir[LO_MEMORY], "memory.memsw.limit_in_bytes", v) == 0 && r < 0)
 		r = cg_write(cg->dir[LO_MEMORY], "memory.limit_in_bytes", v);
 	if (r < 0)
 		return sbx_err_sys(err, -r, "setting the memory limit to %s", v);
-	if (cg->dir[LO_CPU][0]) {
-		if (l->cpu_millis)
-			snprintf(v, sizeof(v), "%u", l->cpu_millis * 100);
-		else
-			strcpy(v, "-1");
-		cg_write(cg->dir[LO_CPU], "cpu.cfs_period_us", "100000");
-		if ((r = cg_write(cg->dir[LO_CPU], "cpu.cfs_quota_us", v)) < 0)
-			return sbx_err_sys(err, -r, "setting the cpu quota to %s", v);
-	} else if (l->cpu_millis) {
+	if (!cg->dir[LO_CPU][0] && l->cpu_millis)
 		return sbx_err_set(err, ENOTSUP, "cannot limit cpu: the cpu cgroup controller is not mounted");
+	if (cg->dir[LO_CPU][0]) {
+		limit_text(v, sizeof(v), l->cpu_millis, 100, "", "-1");
+		cg_write(cg->dir[LO_CPU], "cpu.cfs_period_us", "100000");
+		if ((r = cg_put(cg->dir[LO_CPU], "cpu.cfs_quota_us", v, "the cpu quota", err)) < 0)
+			return r;
 	}
-	if (cg->dir[LO_PIDS][0]) {
-		if (l->pids)
-			snprintf(v, sizeof(v), "%u", l->pids);
-		else
-			strcpy(v, "max");
-		if ((r = cg_write(cg->dir[LO_PIDS], "pids.max", v)) < 0)
-			return sbx_err_sys(err, -r, "setting pids.max to %s", v);
-	} else if (l->pids) {
-		return sbx_err_set(err, ENOTSUP, "cannot limit processes: the pids cgroup controller is not mounted");
-	}
-	return 0;
+	if (!cg->dir[LO_PIDS][0])
+		return l->pids ? sbx_err_set(err, ENOTSUP,
+					     "cannot limit processes: the pids cgroup controller is not mounted") : 0;
+	limit_text(v, sizeof(v), l->pids, 1, "", "max");
+	return cg_put(cg->dir[LO_PIDS], "pids.max", v, "pids.max", err);
+}
+
+int lo_cg_set_limits(const struct lo_cg *cg, const struct sbx_limits *l, struct sbx_err *err)
+{
+	return cg->v2 ? cg_limits_v2(cg, l, err) : cg_limits_v1(cg, l, err);
 }
 
 int lo_cg_procs_files(const struct lo_cg *cg, char (*out)[PATH_MAX], int max, bool *self)

@@ -75,6 +75,43 @@ static int copy_file(const char *src, const char *dst, mode_t mode)
 	return r;
 }
 
+static void etc_copy_dir(const char *src, const char *dst, const char *rel);
+
+static void copy_link(const char *src, const char *dst)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlink(src, target, sizeof(target) - 1);
+
+	if (n <= 0)
+		return;
+	target[n] = '\0';
+	if (symlink(target, dst) < 0) {
+		/* nothing to undo: the link is simply missing */
+	}
+}
+
+/* Copies one entry of /etc (rel below it) if it is world-readable; sockets, fifos and devices stay out. */
+static void etc_copy_one(const char *src, const char *dst, const char *rel)
+{
+	struct stat st;
+	mode_t mode;
+
+	if (etc_skipped(rel) || lstat(src, &st) < 0)
+		return;
+	mode = st.st_mode & 0755;
+	if (S_ISDIR(st.st_mode)) {
+		/* a directory that is not world-readable is private */
+		if ((st.st_mode & 0005) == 0005 && (mkdir(dst, mode) == 0 || errno == EEXIST)) {
+			chmod(dst, mode);
+			etc_copy_dir(src, dst, rel);
+		}
+	} else if (S_ISREG(st.st_mode) && (st.st_mode & S_IROTH)) {
+		copy_file(src, dst, mode);
+	} else if (S_ISLNK(st.st_mode)) {
+		copy_link(src, dst);
+	}
+}
+
 /* Copies the world-readable part of src (a directory under /etc) to dst; rel is the path below /etc. */
 static void etc_copy_dir(const char *src, const char *dst, const char *rel)
 {
@@ -85,38 +122,13 @@ static void etc_copy_dir(const char *src, const char *dst, const char *rel)
 		return;
 	while ((de = readdir(d))) {
 		char s[PATH_MAX], t[PATH_MAX], r[PATH_MAX];
-		struct stat st;
-		mode_t mode;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		snprintf(s, sizeof(s), "%s/%s", src, de->d_name);
 		snprintf(t, sizeof(t), "%s/%s", dst, de->d_name);
 		snprintf(r, sizeof(r), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
-		if (etc_skipped(r) || lstat(s, &st) < 0)
-			continue;
-		mode = st.st_mode & 0755;
-		if (S_ISDIR(st.st_mode)) {
-			if ((st.st_mode & 0005) != 0005)
-				continue; /* not world-readable: private */
-			if (mkdir(t, mode) == 0 || errno == EEXIST) {
-				chmod(t, mode);
-				etc_copy_dir(s, t, r);
-			}
-		} else if (S_ISREG(st.st_mode) && (st.st_mode & S_IROTH)) {
-			copy_file(s, t, mode);
-		} else if (S_ISLNK(st.st_mode)) {
-			char target[PATH_MAX];
-			ssize_t n = readlink(s, target, sizeof(target) - 1);
-
-			if (n > 0) {
-				target[n] = '\0';
-				if (symlink(target, t) < 0) {
-					/* nothing to undo: the link is simply missing */
-				}
-			}
-		}
-		/* sockets, fifos, devices and unreadable files stay out */
+		etc_copy_one(s, t, r);
 	}
 	closedir(d);
 }

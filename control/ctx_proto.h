@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #define CTX_NONCE_LEN 32                 /* hex digits */
-#define CTX_PREFIX_MAX (7 + CTX_NONCE_LEN + 1)
+#define CTX_PREFIX_MAX (6 + CTX_NONCE_LEN + 1)   /* "\x1eSBXFS" NONCE ":" */
 #define CTX_HEAD_MAX 1024                /* bytes of a header line, without its newline */
 #define CTX_FIGURES_MAX 64
 #define CTX_RESULT_MAX (2u << 20)        /* bytes of a result */

@@ -62,12 +62,12 @@ step "C unit tests (meson test)"
 meson test -C "$bld" --print-errorlogs
 record "meson test" $?
 
-step "fuzzing the ctl parser for ${FUZZ_SECONDS:-60} s"
+step "fuzzing the parsers for ${FUZZ_SECONDS:-60} s each"
 bash tests/fuzz/run-fuzz.sh "${FUZZ_SECONDS:-60}" > "$bld/fuzz.log" 2>&1
 rc=$?
 grep -E "^(Done|INFO: Seed|==[0-9]+==|SUMMARY)" "$bld/fuzz.log" | tail -5
 [[ $rc -eq 0 ]] || tail -40 "$bld/fuzz.log"
-record "fuzz ctl parser" $rc
+record "fuzz parsers" $rc
 
 step "behaviour tests through real mounts (pytest, backends: $backends)"
 SBXFS_BIN=$bld/sbxfs SBXFS_BACKENDS=$backends \

@@ -153,7 +153,7 @@ static void *pool_thread(void *arg)
 		}
 		{
 			uint64_t bytes = p->sizes[idx];
-			unsigned slot = p->ready[idx];
+			unsigned slot;
 			char tmp[PATH_MAX + 64], path[PATH_MAX + 64];
 			struct sbx_err err;
 			int r;
@@ -187,27 +187,12 @@ static void *pool_thread(void *arg)
 	return NULL;
 }
 
-int lo_pool_start(const char *state_root, struct lo_pool **out, struct sbx_err *err)
+/* Images left by an earlier daemon are complete (renamed after mkfs): keeps them, drops temps. */
+static void pool_scan(struct lo_pool *p)
 {
-	struct lo_pool *p = calloc(1, sizeof(*p));
-	DIR *d;
+	DIR *d = opendir(p->dir);
 	struct dirent *de;
-	int r;
 
-	if (!p)
-		return sbx_err_set(err, ENOMEM, "out of memory");
-	snprintf(p->dir, sizeof(p->dir), "%s/pool", state_root);
-	if (mkdir(p->dir, 0700) < 0 && errno != EEXIST) {
-		r = sbx_err_sys(err, errno, "creating '%s'", p->dir);
-		free(p);
-		return r;
-	}
-	p->mkfs = find_mkfs();
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
-	p->sizes[0] = DEFAULT_DISK;
-	/* Images left by an earlier daemon are complete (renamed after mkfs): reuse them. */
-	d = opendir(p->dir);
 	while (d && (de = readdir(d))) {
 		unsigned long long sz;
 		unsigned slot;
@@ -228,26 +213,47 @@ int lo_pool_start(const char *state_root, struct lo_pool **out, struct sbx_err *
 	}
 	if (d)
 		closedir(d);
-	for (int i = 0; i < POOL_SIZES; i++) {
-		unsigned k = 0;
+}
 
-		while (p->sizes[i] && k < POOL_DEPTH) {
-			char path[PATH_MAX + 64];
+/* How many images of size slot i are ready: 0..k-1 exist; anything past a gap is dropped now. */
+static unsigned pool_count(struct lo_pool *p, int i)
+{
+	char path[PATH_MAX + 64];
+	unsigned k = 0;
 
-			snprintf(path, sizeof(path), "%s/%" PRIu64 "-%u.img", p->dir, p->sizes[i], k);
-			if (access(path, F_OK) < 0)
-				break;
-			k++;
-		}
-		/* Anything past a gap is renamed down later; simplest is to drop it now. */
-		for (unsigned j = k + 1; p->sizes[i] && j < POOL_DEPTH; j++) {
-			char path[PATH_MAX + 64];
-
-			snprintf(path, sizeof(path), "%s/%" PRIu64 "-%u.img", p->dir, p->sizes[i], j);
-			unlink(path);
-		}
-		p->ready[i] = k;
+	while (k < POOL_DEPTH) {
+		snprintf(path, sizeof(path), "%s/%" PRIu64 "-%u.img", p->dir, p->sizes[i], k);
+		if (access(path, F_OK) < 0)
+			break;
+		k++;
 	}
+	for (unsigned j = k + 1; j < POOL_DEPTH; j++) {
+		snprintf(path, sizeof(path), "%s/%" PRIu64 "-%u.img", p->dir, p->sizes[i], j);
+		unlink(path);
+	}
+	return k;
+}
+
+int lo_pool_start(const char *state_root, struct lo_pool **out, struct sbx_err *err)
+{
+	struct lo_pool *p = calloc(1, sizeof(*p));
+	int r;
+
+	if (!p)
+		return sbx_err_set(err, ENOMEM, "out of memory");
+	snprintf(p->dir, sizeof(p->dir), "%s/pool", state_root);
+	if (mkdir(p->dir, 0700) < 0 && errno != EEXIST) {
+		r = sbx_err_sys(err, errno, "creating '%s'", p->dir);
+		free(p);
+		return r;
+	}
+	p->mkfs = find_mkfs();
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->sizes[0] = DEFAULT_DISK;
+	pool_scan(p);
+	for (int i = 0; i < POOL_SIZES; i++)
+		p->ready[i] = p->sizes[i] ? pool_count(p, i) : 0;
 	r = pthread_create(&p->thread, NULL, pool_thread, p);
 	if (r) {
 		pthread_mutex_destroy(&p->lock);

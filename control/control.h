@@ -121,6 +121,10 @@ struct run_waiter {
 	struct run_waiter *next;
 	run_done_fn fn;
 	void *arg;
+	/* Set before fn is called for a run: 0, or the errno (ENOSPC, EIO) of a run
+	 * whose files (output, info, exit) could not all be written; the reason is
+	 * in `errors`. The close() that started the run fails with it. */
+	int error;
 };
 
 /*

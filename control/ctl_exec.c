@@ -94,7 +94,17 @@ char *ctl_errors_text(struct sbx_ctl *ctl)
 
 /* ---- shared key parsing ---- */
 
-/* Applies a limit key to *l; 1 when key is not a limit, 0 done, <0 error. */
+static const char *const limit_keys[] = { "mem", "cpus", "pids", "disk", NULL };
+
+static bool is_limit_key(const char *key)
+{
+	for (size_t i = 0; limit_keys[i]; i++)
+		if (strcmp(key, limit_keys[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Applies a limit key (one is_limit_key accepts) to *l: 0 or a negative errno. */
 static int apply_limit(const char *key, const char *value, struct sbx_limits *l, struct sbx_err *err)
 {
 	uint64_t u;
@@ -114,13 +124,10 @@ static int apply_limit(const char *key, const char *value, struct sbx_limits *l,
 			l->pids = (uint32_t)u;
 		return ret;
 	}
-	if (strcmp(key, "disk") == 0) {
-		ret = ctl_parse_size(key, value, &l->disk_bytes, err);
-		if (!ret && l->disk_bytes && l->disk_bytes < 16ull << 20)
-			return sbx_err_set(err, ERANGE, "disk %s is too small: at least 16M", value);
-		return ret;
-	}
-	return 1;
+	ret = ctl_parse_size(key, value, &l->disk_bytes, err);
+	if (!ret && l->disk_bytes && l->disk_bytes < 16ull << 20)
+		return sbx_err_set(err, ERANGE, "disk %s is too small: at least 16M", value);
+	return ret;
 }
 
 static int env_set(char ***envp, const char *key, const char *value)
@@ -150,6 +157,39 @@ static int env_set(char ***envp, const char *key, const char *value)
 
 /* ---- root commands ---- */
 
+/* One key=value of `new` other than a limit; template points into kv. */
+static int new_key(const struct ctl_kv *kv, const char **template_name, uint64_t *ttl, uint64_t *timeout,
+		   char ***env, json_object *meta, struct sbx_err *err)
+{
+	const char *k = kv->key, *v = kv->value;
+	int ret;
+
+	if (strcmp(k, "template") == 0) {
+		*template_name = v;
+		return strlen(v) > 64 || !v[0] ? sbx_err_set(err, EINVAL, "template name '%.40s' must be 1-64 bytes", v)
+					       : 0;
+	}
+	if (strcmp(k, "ttl") == 0)
+		return ctl_parse_seconds(k, v, ttl, err);
+	if (strcmp(k, "timeout") == 0) {
+		ret = ctl_parse_seconds(k, v, timeout, err);
+		return !ret && *timeout == 0 ? sbx_err_set(err, ERANGE, "timeout must be at least 1 second") : ret;
+	}
+	if (strncmp(k, "env.", 4) == 0) {
+		ret = ctl_check_env_key(k + 4, err);
+		if (!ret && env_set(env, k + 4, v))
+			ret = sbx_err_set(err, ENOMEM, "out of memory");
+		return ret;
+	}
+	if (strncmp(k, "meta.", 5) == 0 && k[5]) {
+		json_object_object_add(meta, k + 5, json_object_new_string(v));
+		return 0;
+	}
+	return sbx_err_set(err, EINVAL,
+			   "unknown key '%s' (known: template, ttl, timeout, mem, cpus, pids, disk, env.KEY, meta.KEY)",
+			   k);
+}
+
 static int cmd_new(struct sbx_ctl *ctl, const struct ctl_cmd *c, char **reply, struct sbx_err *err)
 {
 	const char *name = c->args[0], *template_name = "default";
@@ -166,41 +206,20 @@ static int cmd_new(struct sbx_ctl *ctl, const struct ctl_cmd *c, char **reply, s
 		ret = sbx_err_set(err, EINVAL, "name '%s' is reserved", name);
 		goto out_free;
 	}
-	for (size_t i = 0; i < c->nkvs; i++) {
-		const char *k = c->kvs[i].key, *v = c->kvs[i].value;
-
-		ret = apply_limit(k, v, &limits, err);
-		if (ret <= 0) {
-			if (ret)
-				goto out_free;
-			continue;
-		}
-		if (strcmp(k, "template") == 0) {
-			template_name = v;
-			ret = strlen(v) > 64 || !v[0]
-				      ? sbx_err_set(err, EINVAL, "template name '%.40s' must be 1-64 bytes", v)
-				      : 0;
-		} else if (strcmp(k, "ttl") == 0) {
-			ret = ctl_parse_seconds(k, v, &ttl, err);
-		} else if (strcmp(k, "timeout") == 0) {
-			ret = ctl_parse_seconds(k, v, &timeout, err);
-			if (!ret && timeout == 0)
-				ret = sbx_err_set(err, ERANGE, "timeout must be at least 1 second");
-		} else if (strncmp(k, "env.", 4) == 0) {
-			ret = ctl_check_env_key(k + 4, err);
-			if (!ret && env_set(&env, k + 4, v))
-				ret = sbx_err_set(err, ENOMEM, "out of memory");
-		} else if (strncmp(k, "meta.", 5) == 0 && k[5]) {
-			json_object_object_add(meta, k + 5, json_object_new_string(v));
-			ret = 0;
-		} else {
-			ret = sbx_err_set(err, EINVAL,
-					  "unknown key '%s' (known: template, ttl, timeout, mem, cpus, pids, disk, env.KEY, meta.KEY)",
-					  k);
-		}
-		if (ret)
-			goto out_free;
+	if (!meta) {
+		ret = sbx_err_set(err, ENOMEM, "out of memory");
+		goto out_free;
 	}
+	for (size_t i = 0; i < c->nkvs && !ret; i++) {
+		if (is_limit_key(c->kvs[i].key))
+			ret = apply_limit(c->kvs[i].key, c->kvs[i].value, &limits, err);
+		else
+			ret = new_key(&c->kvs[i], &template_name, &ttl, &timeout, &env, meta, err);
+	}
+	if (!ret)
+		ret = ctl_check_env(env, err);
+	if (ret)
+		goto out_free;
 	ret = sandbox_create(ctl, name, template_name, ttl, timeout, &limits, env, meta, err);
 	env = NULL;
 	meta = NULL;
@@ -320,10 +339,10 @@ static int cmd_set(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *
 	limits = sb->limits;
 	pthread_mutex_unlock(&sb->lock);
 	for (size_t i = 0; i < c->nkvs; i++) {
-		ret = apply_limit(c->kvs[i].key, c->kvs[i].value, &limits, err);
-		if (ret > 0)
+		if (!is_limit_key(c->kvs[i].key))
 			return sbx_err_set(err, EINVAL, "unknown limit '%s' (known: mem, cpus, pids, disk)",
 					   c->kvs[i].key);
+		ret = apply_limit(c->kvs[i].key, c->kvs[i].value, &limits, err);
 		if (ret)
 			return ret;
 	}
@@ -403,6 +422,38 @@ static void reply_append(struct exec_state *st, const char *text)
 	st->reply_len += n;
 }
 
+static int exec_root(struct exec_state *st, const struct ctl_cmd *c, char **ok, struct sbx_err *err)
+{
+	for (size_t i = 0; i < ARRAY_LEN(root_cmds); i++) {
+		const struct root_cmd *rc = &root_cmds[i];
+		int ret;
+
+		if (strcmp(rc->verb, c->verb) != 0)
+			continue;
+		ret = check_shape(c, rc->nargs, rc->kvs, rc->usage, err);
+		return ret ? ret : rc->fn(st->ctl, c, ok, err);
+	}
+	return sbx_err_set(err, EINVAL, "unknown command '%.40s' (known: new, kill)", c->verb);
+}
+
+static int exec_sb(struct exec_state *st, const struct ctl_cmd *c, struct sbx_err *err)
+{
+	for (size_t i = 0; i < ARRAY_LEN(sb_cmds); i++) {
+		const struct sb_cmd *sc = &sb_cmds[i];
+		int ret;
+
+		if (strcmp(sc->verb, c->verb) != 0)
+			continue;
+		ret = check_shape(c, sc->nargs, sc->kvs, sc->usage, err);
+		if (!ret && !sandbox_alive(st->sb))
+			ret = sbx_err_set(err, ENOENT, "sandbox '%s' is gone", st->sb->name);
+		return ret ? ret : sc->fn(st->sb, c, err);
+	}
+	return sbx_err_set(err, EINVAL,
+			   "unknown command '%.40s' (known: kill, pause, resume, restart, ttl, timeout, set)",
+			   c->verb);
+}
+
 static int exec_line(const char *line, size_t len, void *arg)
 {
 	struct exec_state *st = arg;
@@ -414,48 +465,15 @@ static int exec_line(const char *line, size_t len, void *arg)
 	ret = ctl_parse_line(line, len, &c, &err);
 	if (ret == -ENODATA)
 		return 0;
-	if (ret)
-		goto out_error;
-	ret = sbx_err_set(&err, EINVAL, "unknown command '%.40s'", c.verb);
-	if (!st->sb) {
-		for (size_t i = 0; i < ARRAY_LEN(root_cmds); i++) {
-			const struct root_cmd *rc = &root_cmds[i];
-
-			if (strcmp(rc->verb, c.verb) != 0)
-				continue;
-			ret = check_shape(&c, rc->nargs, rc->kvs, rc->usage, &err);
-			if (!ret)
-				ret = rc->fn(st->ctl, &c, &ok, &err);
-			break;
-		}
-		if (ret == -EINVAL && strncmp(err.msg, "unknown command", 15) == 0)
-			sbx_err_set(&err, EINVAL, "unknown command '%.40s' (known: new, kill)", c.verb);
-	} else {
-		for (size_t i = 0; i < ARRAY_LEN(sb_cmds); i++) {
-			const struct sb_cmd *sc = &sb_cmds[i];
-
-			if (strcmp(sc->verb, c.verb) != 0)
-				continue;
-			ret = check_shape(&c, sc->nargs, sc->kvs, sc->usage, &err);
-			if (!ret && !sandbox_alive(st->sb))
-				ret = sbx_err_set(&err, ENOENT, "sandbox '%s' is gone", st->sb->name);
-			if (!ret)
-				ret = sc->fn(st->sb, &c, &err);
-			break;
-		}
-		if (ret == -EINVAL && strncmp(err.msg, "unknown command", 15) == 0)
-			sbx_err_set(&err, EINVAL,
-				    "unknown command '%.40s' (known: kill, pause, resume, restart, ttl, timeout, set)",
-				    c.verb);
+	if (!ret) {
+		ret = st->sb ? exec_sb(st, &c, &err) : exec_root(st, &c, &ok, &err);
+		ctl_cmd_free(&c);
 	}
-	ctl_cmd_free(&c);
-	if (ret)
-		goto out_error;
-	reply_append(st, ok ? ok : "ok\n");
-	free(ok);
-	return 0;
-
-out_error:
+	if (!ret) {
+		reply_append(st, ok ? ok : "ok\n");
+		free(ok);
+		return 0;
+	}
 	free(ok);
 	if (asprintf(&text, "error: %s\n", err.msg) >= 0) {
 		reply_append(st, text);

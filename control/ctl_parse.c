@@ -583,6 +583,114 @@ int ctl_check_env_key(const char *key, struct sbx_err *err)
 	return ctl_check_env_key_n(key, strlen(key), err);
 }
 
+/* ---- environment limits ---- */
+
+int ctl_check_env(char *const *env, struct sbx_err *err)
+{
+	char q[CTL_QUOTE_BUF];
+	size_t n = 0, total = 0;
+
+	for (; env && env[n]; n++) {
+		size_t len = strlen(env[n]);
+		const char *eq = strchr(env[n], '=');
+		size_t klen = eq ? (size_t)(eq - env[n]) : len;
+
+		if (n == CTL_ENV_MAX_VARS)
+			return sbx_err_set(err, E2BIG, "env has more than %d variables", CTL_ENV_MAX_VARS);
+		if (len > CTL_ENV_MAX_ENTRY)
+			return sbx_err_set(err, E2BIG, "env variable '%s' is %zu bytes: at most %d for KEY=VALUE",
+					   ctl_quote(q, env[n], klen), len, CTL_ENV_MAX_ENTRY);
+		if (strchr(env[n], '\n'))
+			return sbx_err_set(err, EINVAL,
+					   "env variable '%s' holds a newline: env is one KEY=VALUE per line",
+					   ctl_quote(q, env[n], klen));
+		total += len + 1;
+	}
+	if (total > CTL_ENV_MAX_TOTAL)
+		return sbx_err_set(err, E2BIG, "env is %zu bytes in all: at most %d", total, CTL_ENV_MAX_TOTAL);
+	return 0;
+}
+
+/* ---- the header line of a run ---- */
+
+/* The text after `sbxfs:` when line is a header comment, else NULL. */
+static const char *ctl_header_text(const char *line, size_t len, size_t *rest)
+{
+	size_t i = 0;
+
+	while (i < len && ctl_is_blank(line[i]))
+		i++;
+	if (i < len && line[i] == '#')
+		i++;
+	else if (i + 1 < len && line[i] == '/' && line[i + 1] == '/')
+		i += 2;
+	else
+		return NULL;
+	while (i < len && ctl_is_blank(line[i]))
+		i++;
+	if (len - i < 6 || memcmp(line + i, "sbxfs:", 6) != 0)
+		return NULL;
+	*rest = len - i - 6;
+	return line + i + 6;
+}
+
+static int ctl_header_words(const struct ctl_cmd *c, uint64_t *timeout, struct sbx_err *err)
+{
+	char q[CTL_QUOTE_BUF];
+	int ret;
+
+	if (c->nargs)
+		return sbx_err_set(err, EINVAL, "unexpected '%s': expected timeout=SECONDS",
+				   ctl_quote(q, c->args[0], strlen(c->args[0])));
+	if (!c->nkvs)
+		return sbx_err_set(err, EINVAL, "nothing after 'sbxfs:': expected timeout=SECONDS");
+	for (size_t i = 0; i < c->nkvs; i++) {
+		if (strcmp(c->kvs[i].key, "timeout") != 0)
+			return sbx_err_set(err, EINVAL, "unknown key '%s' (known: timeout)",
+					   ctl_quote(q, c->kvs[i].key, strlen(c->kvs[i].key)));
+		ret = ctl_parse_seconds("timeout", c->kvs[i].value, timeout, err);
+		if (!ret && *timeout == 0)
+			ret = sbx_err_set(err, ERANGE, "timeout must be at least 1 second");
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int ctl_parse_run_header(const char *code, size_t len, uint64_t *timeout, struct sbx_err *err)
+{
+	const char *nl = code ? memchr(code, '\n', len) : NULL;
+	size_t llen = nl ? (size_t)(nl - code) : (code ? len : 0), rest;
+	const char *text;
+	struct ctl_cmd c;
+	char line[CTL_HEADER_MAX + 8];
+	int ret;
+
+	*timeout = 0;
+	text = ctl_header_text(code, llen, &rest);
+	if (!text)
+		return 0;
+	if (llen > CTL_HEADER_MAX)
+		return sbx_err_set(err, E2BIG, "run header is %zu bytes: at most %d", llen, CTL_HEADER_MAX);
+	/* The words after `sbxfs:` as a ctl line of the verb `sbxfs`. */
+	memcpy(line, "sbxfs ", 6);
+	memcpy(line + 6, text, rest);
+	ret = ctl_parse_line(line, rest + 6, &c, err);
+	if (ret) {
+		if (err)
+			sbx_err_wrap(err, "run header");
+		return ret;
+	}
+	ret = ctl_header_words(&c, timeout, err);
+	ctl_cmd_free(&c);
+	if (ret) {
+		*timeout = 0;
+		if (err)
+			sbx_err_wrap(err, "run header");
+	}
+	return ret;
+}
+
 /* ---- env files ---- */
 
 void ctl_strv_free(char **v)
@@ -692,6 +800,8 @@ int ctl_parse_env_file(const char *buf, size_t len, char ***out, struct sbx_err 
 	*out = NULL;
 	if (!buf)
 		len = 0;
+	if (len > CTL_ENV_FILE_MAX)
+		return sbx_err_set(err, E2BIG, "env is %zu bytes: at most %d", len, CTL_ENV_FILE_MAX);
 	for (size_t i = 0; i < len; i++)
 		nlines += buf[i] == '\n';
 	ents = calloc(nlines, sizeof(*ents));
@@ -731,6 +841,9 @@ int ctl_parse_env_file(const char *buf, size_t len, char ***out, struct sbx_err 
 		if (!v[k])
 			goto nomem;
 	}
+	ret = ctl_check_env(v, err);
+	if (ret)
+		goto out;
 	*out = v;
 	v = NULL;
 	goto out;

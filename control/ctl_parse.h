@@ -108,6 +108,41 @@ int ctl_check_env_key(const char *key, struct sbx_err *err);
  */
 int ctl_parse_env_file(const char *buf, size_t len, char ***out, struct sbx_err *err);
 
+/*
+ * Limits of a sandbox's environment, checked when it is written (the env file
+ * and `new ... env.K=V`) so that no run fails later for it. They sit below
+ * what execve takes (MAX_ARG_STRLEN, 128 KiB, per string; ARG_MAX, 2 MiB with
+ * the default 8 MiB stack, for argv and envp together) and what sbxfs-agent
+ * takes (4,096 strings, SBX_AGENT_MAX_ARGS), leaving room for the default
+ * variables, argv and the script's path.
+ */
+#define CTL_ENV_MAX_VARS 1000            /* KEY=VALUE entries */
+#define CTL_ENV_MAX_ENTRY (64 * 1024)    /* bytes of one KEY=VALUE */
+#define CTL_ENV_MAX_TOTAL (512 * 1024)   /* bytes of all of them, a NUL each */
+#define CTL_ENV_FILE_MAX (1024 * 1024)   /* bytes of an env file, comments included */
+
+/*
+ * Checks an environment (NULL-terminated KEY=VALUE strings, env may be NULL)
+ * against the limits above: 0, or -E2BIG saying which limit and by how much,
+ * or -EINVAL for a value holding a newline (the env file could not give it
+ * back as one line).
+ */
+int ctl_check_env(char *const *env, struct sbx_err *err);
+
+/*
+ * The header line of a run: the code's first line, when it is a comment
+ * (`#` or `//`, blanks allowed before and after) whose text starts with
+ * `sbxfs:`, e.g. `# sbxfs: timeout=5`. What follows is parsed as ctl words:
+ * key=value pairs only, the one key `timeout`, a duration as ctl's `timeout`
+ * takes it (ctl_parse_seconds, at least 1). A first line that is not such a
+ * comment is no header (*timeout = 0). A header that does not parse is an
+ * error: -EINVAL (syntax, unknown key, stray word), -ERANGE (0, or over 10
+ * years), -E2BIG (a first line over CTL_HEADER_MAX bytes that is a header).
+ * Pure; code may hold any bytes.
+ */
+#define CTL_HEADER_MAX 1024
+int ctl_parse_run_header(const char *code, size_t len, uint64_t *timeout, struct sbx_err *err);
+
 void ctl_strv_free(char **v);
 
 #endif

@@ -29,6 +29,7 @@ struct run_item {
 	enum run_lang lang;
 	char *code;
 	size_t len;
+	uint64_t timeout;               /* seconds from the code's header line; 0: the sandbox's */
 	struct run_waiter *done;
 };
 
@@ -150,8 +151,13 @@ void spool_put(struct spool *s, const char *buf, size_t n, uint64_t cap)
 		return;
 	}
 	keep = (uint64_t)n < cap - s->kept ? n : (size_t)(cap - s->kept);
-	if (s->out >= 0 && write(s->out, buf, keep) != (ssize_t)keep)
-		fprintf(stderr, "sbxfs: warning: cannot spool run output: %m\n");
+	if (s->out >= 0 && !s->werr) {
+		int r = sbx_write_all(s->out, buf, keep);
+
+		/* The first failure (ENOSPC, EIO) is kept: the run's record is incomplete. */
+		if (r < 0)
+			s->werr = -r;
+	}
 	s->kept += keep;
 	if (keep < n)
 		s->cut = true;
@@ -187,8 +193,8 @@ static void spool_finish(struct spool *s, uint64_t cap)
 		return;
 	n = snprintf(marker, sizeof(marker), "\n[sbxfs: output cut at %llu bytes]\n",
 		     (unsigned long long)cap);
-	if (write(s->out, marker, (size_t)n) != n)
-		fprintf(stderr, "sbxfs: warning: cannot write the cut marker: %m\n");
+	if (s->out >= 0 && !s->werr && sbx_write_all(s->out, marker, (size_t)n) < 0)
+		s->werr = errno;
 }
 
 char **run_envp(struct sandbox *sb)
@@ -221,26 +227,6 @@ char **run_envp(struct sandbox *sb)
 out:
 	pthread_mutex_unlock(&sb->lock);
 	return envp;
-}
-
-/* Parses "# sbxfs: timeout=N" (or "// sbxfs: timeout=N") on the first line. */
-static uint64_t code_timeout(const char *code, size_t len, uint64_t dflt)
-{
-	const char *nl = memchr(code, '\n', len), *p;
-	char line[128];
-	size_t n = nl ? (size_t)(nl - code) : len;
-	unsigned long long v;
-
-	if (n >= sizeof(line))
-		return dflt;
-	memcpy(line, code, n);
-	line[n] = '\0';
-	p = strstr(line, "sbxfs: timeout=");
-	if (!p || (strncmp(line, "#", 1) && strncmp(line, "//", 2)))
-		return dflt;
-	if (sscanf(p + 15, "%llu", &v) == 1 && v > 0)
-		return v;
-	return dflt;
 }
 
 /* As many figures as a context run can leave (MARKER_PNG_COUNT in context.c). */
@@ -345,7 +331,10 @@ static int proc_exec(struct sandbox *sb, struct run_item *it, int stdin_fd, uint
 			{ .fd = w.efd, .events = POLLIN },
 		};
 		uint64_t elapsed = sbx_mono_ms() - start_mono, deadline = timeout_s * 1000;
-		int wait_ms = *timed_out ? -1 : (elapsed >= deadline ? 0 : (int)(deadline - elapsed));
+		/* Woken at least once a minute: a timeout of years is no int of milliseconds. */
+		int wait_ms = *timed_out ? -1
+				 : (int)(elapsed >= deadline ? 0
+						: (deadline - elapsed < 60000 ? deadline - elapsed : 60000));
 
 		if (poll(pfd, 3, wait_ms) < 0 && errno != EINTR)
 			break;
@@ -442,137 +431,225 @@ static void recycle_run_dir(const char *base, uint64_t keep, uint64_t n, const c
 	close(fd);
 }
 
-static int run_one(struct sandbox *sb, struct run_queue *q, struct run_item *it, uint64_t n)
-{
-	struct spool out = { .in = -1, .out = -1 }, err_spool = { .in = -1, .out = -1 };
-	uint64_t cap = sb->ctl->cfg.output_max, timeout_s = 0, start_ms = sbx_real_ms(), start_mono = sbx_mono_ms();
-	struct ctx_outcome o = { .exit_code = -1 };
-	struct context *c = q->ctx;
-	struct sbx_err err = { 0 };
-	char path[4400], dir[4300];
-	char *stdin_copy = NULL, stamp[2][40];
-	ssize_t stdin_len = -1;
-	uint64_t end_ms;
-	int stdin_fd = -1, exit_code = -1;
-	bool timed_out = false;
-	json_object *info;
+/* One run while it is carried out: its files, its limits and how it ended. */
+struct run_rec {
+	struct sandbox *sb;
+	struct context *c;              /* NULL: a fresh process */
+	struct run_item *it;
+	uint64_t n;
+	char dir[4300];                 /* .../runs/N */
+	struct spool out, err;
+	int stdin_fd;                   /* a fresh process's stdin, or -1 */
+	char *stdin_copy;               /* a context run's stdin, or NULL */
+	ssize_t stdin_len;              /* -1: none */
+	uint64_t timeout_s, start_ms, start_mono;
+	int exit_code;
+	bool timed_out;
+	struct ctx_outcome o;
+	struct sbx_err fail;            /* why it could not run */
+	struct sbx_err record;          /* why its files on disk are incomplete (ENOSPC, EIO) */
+};
 
-	snprintf(dir, sizeof(dir), "%s/runs/%llu", c ? c->dir : sb->dir, (unsigned long long)n);
-	snprintf(path, sizeof(path), "%s/runs", c ? c->dir : sb->dir);
-	mkdir(path, 0700);
-	recycle_run_dir(c ? c->dir : sb->dir, sb->ctl->cfg.history, n, dir);
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		sbx_err_sys(&err, errno, "cannot create '%s'", dir);
-		goto out_report;
-	}
-	snprintf(path, sizeof(path), "%s/code", dir);
-	sbx_write_file(path, it->code, it->len, 0600, NULL);
-	snprintf(path, sizeof(path), "%s/stdout", dir);
-	out.out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	snprintf(path, sizeof(path), "%s/stderr", dir);
-	err_spool.out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (out.out < 0 || err_spool.out < 0) {
-		sbx_err_sys(&err, errno, "cannot create the output files in '%s'", dir);
-		goto out_report;
-	}
+static void rec_record_error(struct run_rec *r, int code, const char *what)
+{
+	if (!r->record.code)
+		sbx_err_sys(&r->record, code, "cannot record run %llu: %s", (unsigned long long)r->n, what);
+}
+
+/* Makes runs/N with its code and empty output files; 0 or a negative errno (r->fail set). */
+static int rec_open_files(struct run_rec *r)
+{
+	const char *base = r->c ? r->c->dir : r->sb->dir;
+	char path[4400];
+	int ret;
+
+	snprintf(r->dir, sizeof(r->dir), "%s/runs/%llu", base, (unsigned long long)r->n);
+	snprintf(path, sizeof(path), "%s/runs", base);
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return sbx_err_sys(&r->fail, errno, "cannot create '%s'", path);
+	recycle_run_dir(base, r->sb->ctl->cfg.history, r->n, r->dir);
+	if (mkdir(r->dir, 0700) && errno != EEXIST)
+		return sbx_err_sys(&r->fail, errno, "cannot create '%s'", r->dir);
+	snprintf(path, sizeof(path), "%s/code", r->dir);
+	ret = sbx_write_file(path, r->it->code, r->it->len, 0600, &r->fail);
+	if (ret)
+		return ret;
+	snprintf(path, sizeof(path), "%s/stdout", r->dir);
+	r->out.out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	snprintf(path, sizeof(path), "%s/stderr", r->dir);
+	r->err.out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (r->out.out < 0 || r->err.out < 0)
+		return sbx_err_sys(&r->fail, errno, "cannot create the output files in '%s'", r->dir);
+	return 0;
+}
+
+/* Marks the run as the queue's latest and takes its stdin; file I/O after sb->lock. */
+static int rec_begin(struct run_rec *r, struct run_queue *q)
+{
+	struct sandbox *sb = r->sb;
+	char path[4400];
+	size_t len = 0;
+	bool has_stdin;
 
 	pthread_mutex_lock(&sb->lock);
-	q->latest = n;
+	q->latest = r->n;
 	q->latest_done = false;
 	sb->last_active = time(NULL);
-	timeout_s = code_timeout(it->code, it->len, sb->timeout);
-	if (q->stdin_buf) {
-		snprintf(path, sizeof(path), "%s/stdin", dir);
-		if (sbx_write_file(path, q->stdin_buf, q->stdin_len, 0600, NULL) == 0 && !c)
-			stdin_fd = open(path, O_RDONLY | O_CLOEXEC, 0600, NULL);
-		if (c) {
-			stdin_copy = malloc(q->stdin_len ? q->stdin_len : 1);
-			if (stdin_copy) {
-				memcpy(stdin_copy, q->stdin_buf, q->stdin_len);
-				stdin_len = (ssize_t)q->stdin_len;
-			}
-		}
+	r->timeout_s = r->it->timeout ? r->it->timeout : sb->timeout;
+	has_stdin = q->stdin_buf != NULL;
+	if (has_stdin) {
+		len = q->stdin_len;
+		r->stdin_copy = malloc(len ? len : 1);
+		if (r->stdin_copy)
+			memcpy(r->stdin_copy, q->stdin_buf, len);
 	}
 	pthread_mutex_unlock(&sb->lock);
+	if (!has_stdin)
+		return 0;
+	if (!r->stdin_copy)
+		return sbx_err_set(&r->fail, ENOMEM, "out of memory copying stdin");
+	snprintf(path, sizeof(path), "%s/stdin", r->dir);
+	if (sbx_write_file(path, r->stdin_copy, len, 0600, &r->fail))
+		return -r->fail.code;
+	if (r->c) {
+		r->stdin_len = (ssize_t)len;
+		return 0;
+	}
+	r->stdin_fd = open(path, O_RDONLY | O_CLOEXEC);
+	return r->stdin_fd < 0 ? sbx_err_sys(&r->fail, errno, "cannot open '%s'", path) : 0;
+}
 
-	start_ms = sbx_real_ms();
-	start_mono = sbx_mono_ms();
-	if (c) {
-		o.dir = dir;
-		if (ctx_exec(sb, c, it->lang, it->code, it->len, stdin_copy, stdin_len, timeout_s, &out,
-			     &err_spool, &o, &err) == 0) {
-			exit_code = o.exit_code;
-			timed_out = o.timed_out;
+static void rec_exec(struct run_rec *r)
+{
+	r->start_ms = sbx_real_ms();
+	r->start_mono = sbx_mono_ms();
+	if (r->c) {
+		r->o.dir = r->dir;
+		if (ctx_exec(r->sb, r->c, r->it->lang, r->it->code, r->it->len, r->stdin_copy, r->stdin_len,
+			     r->timeout_s, &r->out, &r->err, &r->o, &r->fail) == 0) {
+			r->exit_code = r->o.exit_code;
+			r->timed_out = r->o.timed_out;
 		}
 	} else {
-		exit_code = proc_exec(sb, it, stdin_fd, timeout_s, &out, &err_spool, &timed_out, &err);
+		r->exit_code = proc_exec(r->sb, r->it, r->stdin_fd, r->timeout_s, &r->out, &r->err, &r->timed_out,
+					 &r->fail);
 	}
-	spool_finish(&out, cap);
-	spool_finish(&err_spool, cap);
-	if (timed_out && !c) {
-		static const char note[] = "\n[sbxfs: run timed out and was killed]\n";
+}
 
-		if (write(err_spool.out, note, sizeof(note) - 1) < 0)
-			fprintf(stderr, "sbxfs: warning: cannot write the timeout note: %m\n");
-	}
+/* The notes at the end of stderr: output cut, timed out, could not run. */
+static void rec_notes(struct run_rec *r)
+{
+	static const char timeout_note[] = "\n[sbxfs: run timed out and was killed]\n";
+	uint64_t cap = r->sb->ctl->cfg.output_max;
 
-out_report:
-	if (err.code && err_spool.out >= 0) {
+	if (r->out.out >= 0)
+		spool_finish(&r->out, cap);
+	if (r->err.out < 0)
+		return;
+	spool_finish(&r->err, cap);
+	if (r->timed_out && !r->c && !r->err.werr && sbx_write_all(r->err.out, timeout_note, sizeof(timeout_note) - 1))
+		r->err.werr = errno;
+	if (r->fail.code && !r->err.werr) {
 		char line[SBX_ERR_MSG_MAX + 16];
-		int len = snprintf(line, sizeof(line), "sbxfs: %s\n", err.msg);
+		int len = snprintf(line, sizeof(line), "sbxfs: %s\n", r->fail.msg);
 
-		if (write(err_spool.out, line, (size_t)len) < 0)
-			fprintf(stderr, "sbxfs: warning: cannot report a run failure: %m\n");
+		if (sbx_write_all(r->err.out, line, (size_t)len))
+			r->err.werr = errno;
 	}
-	if (exit_code < 0)
-		exit_code = 125;  /* could not run: like env(1) and timeout(1) */
-	info = json_object_new_object();
-	json_object_object_add(info, "run", json_object_new_int64((int64_t)n));
-	json_object_object_add(info, "language", json_object_new_string(lang_names[it->lang]));
-	json_object_object_add(info, "context", c ? json_object_new_string(c->name) : NULL);
-	end_ms = sbx_real_ms();
-	json_object_object_add(info, "start", json_object_new_string(iso_ms(start_ms, stamp[0])));
+}
+
+static json_object *rec_info(struct run_rec *r)
+{
+	json_object *info = json_object_new_object();
+	uint64_t end_ms = sbx_real_ms();
+	char stamp[2][40];
+
+	if (!info)
+		return NULL;
+	json_object_object_add(info, "run", json_object_new_int64((int64_t)r->n));
+	json_object_object_add(info, "language", json_object_new_string(lang_names[r->it->lang]));
+	json_object_object_add(info, "context", r->c ? json_object_new_string(r->c->name) : NULL);
+	json_object_object_add(info, "start", json_object_new_string(iso_ms(r->start_ms, stamp[0])));
 	json_object_object_add(info, "end", json_object_new_string(iso_ms(end_ms, stamp[1])));
-	json_object_object_add(info, "start_ms", json_object_new_int64((int64_t)start_ms));
+	json_object_object_add(info, "start_ms", json_object_new_int64((int64_t)r->start_ms));
 	json_object_object_add(info, "end_ms", json_object_new_int64((int64_t)end_ms));
 	json_object_object_add(info, "duration_ms",
-			       json_object_new_int64((int64_t)(err.code ? 0 : sbx_mono_ms() - start_mono)));
-	json_object_object_add(info, "timeout", json_object_new_int64((int64_t)timeout_s));
-	json_object_object_add(info, "timed_out", json_object_new_boolean(timed_out));
-	json_object_object_add(info, "exit", json_object_new_int(exit_code));
-	json_object_object_add(info, "stdout_bytes", json_object_new_int64((int64_t)out.kept));
-	json_object_object_add(info, "stderr_bytes", json_object_new_int64((int64_t)err_spool.kept));
-	json_object_object_add(info, "stdout_cut", json_object_new_boolean(out.cut));
-	json_object_object_add(info, "stderr_cut", json_object_new_boolean(err_spool.cut));
-	json_object_object_add(info, "figures", json_object_new_int64((int64_t)o.npng));
-	snprintf(path, sizeof(path), "%s/info", dir);
-	{
-		const char *text = json_object_to_json_string_ext(info, JSON_C_TO_STRING_PRETTY);
+			       json_object_new_int64((int64_t)(r->fail.code ? 0 : sbx_mono_ms() - r->start_mono)));
+	json_object_object_add(info, "timeout", json_object_new_int64((int64_t)r->timeout_s));
+	json_object_object_add(info, "timed_out", json_object_new_boolean(r->timed_out));
+	json_object_object_add(info, "exit", json_object_new_int(r->exit_code));
+	json_object_object_add(info, "stdout_bytes", json_object_new_int64((int64_t)r->out.kept));
+	json_object_object_add(info, "stderr_bytes", json_object_new_int64((int64_t)r->err.kept));
+	json_object_object_add(info, "stdout_cut", json_object_new_boolean(r->out.cut));
+	json_object_object_add(info, "stderr_cut", json_object_new_boolean(r->err.cut));
+	json_object_object_add(info, "figures", json_object_new_int64((int64_t)r->o.npng));
+	return info;
+}
 
-		sbx_write_file(path, text, strlen(text), 0600, NULL);
-	}
+/* info, then `exit` last: its presence says the run has ended (and inotify sees it). */
+static void rec_finish(struct run_rec *r)
+{
+	json_object *info = rec_info(r);
+	const char *text = info ? json_object_to_json_string_ext(info, JSON_C_TO_STRING_PRETTY) : NULL;
+	struct sbx_err e = { 0 };
+	char path[4400], code[32];
+	int len;
+
+	if (r->out.werr || r->err.werr)
+		rec_record_error(r, r->out.werr ? r->out.werr : r->err.werr, "its output");
+	snprintf(path, sizeof(path), "%s/info", r->dir);
+	if (!text)
+		rec_record_error(r, ENOMEM, "out of memory for its info");
+	else if (sbx_write_file(path, text, strlen(text), 0600, &e))
+		rec_record_error(r, e.code, "its info");
 	json_object_put(info);
-	/* `exit` last: its presence says the run has ended (and inotify sees it). */
-	snprintf(path, sizeof(path), "%s/exit", dir);
-	{
-		char text[32];
-		int len = snprintf(text, sizeof(text), "%d\n", exit_code);
+	len = snprintf(code, sizeof(code), "%d\n", r->exit_code);
+	snprintf(path, sizeof(path), "%s/exit", r->dir);
+	if (sbx_write_file(path, code, (size_t)len, 0600, &e))
+		rec_record_error(r, e.code, "its exit status");
+}
 
-		sbx_write_file(path, text, (size_t)len, 0600, NULL);
+static void rec_free(struct run_rec *r)
+{
+	int fds[] = { r->out.in, r->err.in, r->out.out, r->err.out, r->stdin_fd };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(r->stdin_copy);
+}
+
+/*
+ * Runs one item and records it in runs/N. Returns its exit status; *record is
+ * set when its files could not all be written (the run's close() fails then).
+ */
+static int run_one(struct sandbox *sb, struct run_queue *q, struct run_item *it, uint64_t n,
+		   struct sbx_err *record)
+{
+	struct run_rec r = {
+		.sb = sb, .c = q->ctx, .it = it, .n = n, .stdin_fd = -1, .stdin_len = -1, .exit_code = -1,
+		.out = { .in = -1, .out = -1 }, .err = { .in = -1, .out = -1 }, .o = { .exit_code = -1 },
+	};
+
+	r.start_ms = sbx_real_ms();
+	r.start_mono = sbx_mono_ms();
+	if (rec_open_files(&r) == 0 && rec_begin(&r, q) == 0) {
+		rec_exec(&r);
+	} else {
+		pthread_mutex_lock(&sb->lock);
+		q->latest = n;
+		q->latest_done = false;
+		pthread_mutex_unlock(&sb->lock);
 	}
-
-	if (out.in >= 0)
-		close(out.in);
-	if (err_spool.in >= 0)
-		close(err_spool.in);
-	if (out.out >= 0)
-		close(out.out);
-	if (err_spool.out >= 0)
-		close(err_spool.out);
-	if (stdin_fd >= 0)
-		close(stdin_fd);
-	free(stdin_copy);
-	return exit_code;
+	rec_notes(&r);
+	if (r.exit_code < 0)
+		r.exit_code = 125;  /* could not run: like env(1) and timeout(1) */
+	rec_finish(&r);
+	*record = r.record;
+	if (!record->code && r.fail.code && (r.fail.code == ENOSPC || r.fail.code == EIO || r.fail.code == EDQUOT))
+		*record = r.fail;
+	rec_free(&r);
+	return r.exit_code;
 }
 
 static void announce(struct sandbox *sb, const char *ctx)
@@ -589,6 +666,19 @@ static void announce(struct sandbox *sb, const char *ctx)
 		fn(sb->name, ctx, arg);
 }
 
+/* A run whose files could not all be written: in `errors`, and its close() fails (waiter->error). */
+static void report_record(struct sandbox *sb, struct run_queue *q, struct run_item *it,
+			  const struct sbx_err *record)
+{
+	char where[200];
+
+	if (q->ctx)
+		snprintf(where, sizeof(where), "/%s/contexts/%s/%s", sb->name, q->ctx->name, lang_files[it->lang]);
+	else
+		snprintf(where, sizeof(where), "/%s/%s", sb->name, lang_files[it->lang]);
+	errors_add(sb->ctl, where, "(run)", 5, record->msg);
+}
+
 /* One thread per busy queue; it exits when the queue is empty. */
 static void *worker_main(void *arg)
 {
@@ -597,6 +687,7 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		struct run_waiter *idle = NULL;
+		struct sbx_err record = { 0 };
 		struct run_item *it;
 		uint64_t n;
 		int code;
@@ -624,7 +715,9 @@ static void *worker_main(void *arg)
 		n = q->next++;
 		pthread_mutex_unlock(&sb->lock);
 
-		code = run_one(sb, q, it, n);
+		code = run_one(sb, q, it, n, &record);
+		if (record.code)
+			report_record(sb, q, it, &record);
 
 		pthread_mutex_lock(&sb->lock);
 		if (q->latest == n)
@@ -632,8 +725,10 @@ static void *worker_main(void *arg)
 		sb->last_active = time(NULL);
 		pthread_mutex_unlock(&sb->lock);
 		prune_history(q->ctx ? q->ctx->dir : sb->dir, sb->ctl->cfg.history, n);
-		if (it->done)
+		if (it->done) {
+			it->done->error = record.code;
 			it->done->fn(it->done->arg, code);
+		}
 		free(it->code);
 		free(it);
 		announce(sb, q->ctx ? q->ctx->name : NULL);
@@ -664,6 +759,13 @@ int run_submit(struct sandbox *sb, const char *ctx, enum run_lang lang, char *co
 	it->code = code;
 	it->len = len;
 	it->done = done;
+	/* A bad header line is refused now, before anything runs, with the reason. */
+	ret = ctl_parse_run_header(code, len, &it->timeout, err);
+	if (ret) {
+		free(code);
+		free(it);
+		return ret;
+	}
 
 	pthread_mutex_lock(&sb->lock);
 	if (sb->dead) {

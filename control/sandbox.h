@@ -132,6 +132,7 @@ struct spool {
 	int out;         /* the file */
 	uint64_t kept;
 	bool cut;
+	int werr;        /* first errno writing the file (ENOSPC, EIO): the output is incomplete */
 };
 void spool_put(struct spool *s, const char *buf, size_t n, uint64_t cap);
 /* Reads what is ready from s->in (non-blocking) into the file; closes s->in at EOF. */

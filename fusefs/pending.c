@@ -74,7 +74,7 @@ static void pending_done(void *arg, int exit_code)
 		if (p->kind == PENDING_WAIT)
 			reply_wait(p, req, exit_code);
 		else
-			fuse_reply_err(req, 0);
+			fuse_reply_err(req, p->waiter.error);  /* a run whose record failed */
 	}
 	free(p);
 }

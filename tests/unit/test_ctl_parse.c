@@ -557,7 +557,7 @@ static void test_env_file(void)
 
 	/* Many duplicates stay fast and keep the first place, last value. */
 	{
-		size_t n = 200000, len = 0;
+		size_t n = 60000, len = 0;   /* ~700 KB: under CTL_ENV_FILE_MAX */
 		char *big = malloc(n * 16);
 
 		if (!big)
@@ -567,13 +567,87 @@ static void test_env_file(void)
 		CHECK(ctl_parse_env_file(big, len, &v, &err) == 0);
 		CHECK(strv_len(v) == 2);
 		if (strv_len(v) == 2) {
-			CHECK_STR(v[0], "A=199998");
-			CHECK_STR(v[1], "B=199999");
+			CHECK_STR(v[0], "A=59998");
+			CHECK_STR(v[1], "B=59999");
 		}
 		ctl_strv_free(v);
 		free(big);
 	}
 	ctl_strv_free(NULL);
+}
+
+static void test_env_limits(void)
+{
+	struct sbx_err err;
+	char **v = (char **)1;
+	size_t big = CTL_ENV_MAX_ENTRY + 10, n;
+	char *f = malloc(CTL_ENV_FILE_MAX + 2);
+
+	if (!f)
+		return;
+	/* One entry over 64 KiB: E2BIG naming the key. */
+	n = (size_t)sprintf(f, "HUGE=");
+	memset(f + n, 'x', big);
+	CHECK(ctl_parse_env_file(f, n + big, &v, &err) == -E2BIG && v == NULL);
+	CHECK(strstr(err.msg, "'HUGE'") != NULL && strstr(err.msg, "at most 65536") != NULL);
+	/* Exactly at the entry limit is fine. */
+	CHECK(ctl_parse_env_file(f, CTL_ENV_MAX_ENTRY, &v, &err) == 0 && strv_len(v) == 1);
+	ctl_strv_free(v);
+	/* 1,001 variables: E2BIG; 1,000: fine. */
+	n = 0;
+	for (int i = 0; i < CTL_ENV_MAX_VARS + 1; i++)
+		n += (size_t)sprintf(f + n, "V%d=1\n", i);
+	CHECK(ctl_parse_env_file(f, n, &v, &err) == -E2BIG && strstr(err.msg, "more than 1000 variables"));
+	CHECK(ctl_parse_env_file(f, n - strlen("V1000=1\n"), &v, &err) == 0 && strv_len(v) == 1000);
+	ctl_strv_free(v);
+	/* All together over 512 KiB: E2BIG. */
+	n = 0;
+	for (int i = 0; i < 9; i++) {
+		n += (size_t)sprintf(f + n, "K%d=", i);
+		memset(f + n, 'y', 60000);
+		n += 60000;
+		f[n++] = '\n';
+	}
+	CHECK(ctl_parse_env_file(f, n, &v, &err) == -E2BIG && strstr(err.msg, "in all"));
+	/* A file over 1 MiB is refused before it is looked at. */
+	memset(f, '#', CTL_ENV_FILE_MAX + 1);
+	CHECK(ctl_parse_env_file(f, CTL_ENV_FILE_MAX + 1, &v, &err) == -E2BIG);
+	free(f);
+	/* A value with a newline (from `new ... env.K="a\nb"`) cannot be one line of env. */
+	{
+		char *env[] = { "A=1", "B=x\ny", NULL };
+
+		CHECK(ctl_check_env(env, &err) == -EINVAL && strstr(err.msg, "'B'"));
+		CHECK(ctl_check_env(NULL, &err) == 0);
+	}
+}
+
+static void test_run_header(void)
+{
+	struct sbx_err err;
+	uint64_t t = 7;
+	const char *c;
+
+#define HDR(code) ctl_parse_run_header((code), strlen(code), &t, &err)
+	CHECK(HDR("# sbxfs: timeout=5\nprint(1)\n") == 0 && t == 5);
+	CHECK(HDR("// sbxfs: timeout=2m\n") == 0 && t == 120);
+	CHECK(HDR("  #sbxfs:   timeout=\"3\"") == 0 && t == 3);
+	CHECK(HDR("print(1)\n# sbxfs: timeout=5\n") == 0 && t == 0);
+	CHECK(HDR("#!/bin/bash\n") == 0 && t == 0);
+	CHECK(HDR("# a comment about sbxfs: timeout=5\n") == 0 && t == 0);
+	CHECK(HDR("") == 0 && t == 0);
+	CHECK(HDR("# sbxfs: timeout=-1\n") == -EINVAL && t == 0);
+	CHECK(strstr(err.msg, "run header") && strstr(err.msg, "-1"));
+	CHECK(HDR("# sbxfs: timeout=99999999999999999999\n") == -ERANGE);
+	CHECK(HDR("# sbxfs: timeout=abc\n") == -EINVAL);
+	CHECK(HDR("# sbxfs: timeout=0\n") == -ERANGE);
+	CHECK(HDR("# sbxfs: timeout=5 memory=1G\n") == -EINVAL && strstr(err.msg, "unknown key 'memory'"));
+	CHECK(HDR("# sbxfs: fast\n") == -EINVAL);
+	CHECK(HDR("# sbxfs:\n") == -EINVAL);
+	CHECK(HDR("# sbxfs: timeout=3651d\n") == -ERANGE);
+	c = "# sbxfs: timeout=5\0x\n";
+	CHECK(ctl_parse_run_header(c, 21, &t, &err) == -EINVAL);
+#undef HDR
 }
 
 int main(void)
@@ -589,6 +663,8 @@ int main(void)
 	test_uint();
 	test_names();
 	test_env_file();
+	test_env_limits();
+	test_run_header();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

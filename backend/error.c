@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The format attribute lets clang's -Wformat-nonliteral (the fuzz build) check the callers. */
+__attribute__((format(printf, 3, 0)))
 static void err_vset(struct sbx_err *err, int code, const char *fmt, va_list ap)
 {
 	err->code = code;

@@ -33,7 +33,7 @@ printf '%s\n' "${files[@]}" |
   xargs -P "${LINT_JOBS:-$(nproc)}" -n 1 clang-tidy -p "$bld" --quiet \
     --extra-arg=-Wno-unknown-warning-option --extra-arg=-Wno-error >"$out" 2>/dev/null
 tidy_rc=$?
-sed -e "s|^$bld/\.\./||" -e "s|^$src/||" "$out" | grep -E '^[^ ].*:[0-9]+:[0-9]+: (warning|error):' | sort -u
+sed -E -e 's|^([^ :]*/)?\.\./||' -e "s|^$src/||" "$out" | grep -E '^[^ ].*:[0-9]+:[0-9]+: (warning|error):' | sort -u
 errors=$(grep -cE ': error:' "$out")
 warnings=$(grep -cE ': warning:' "$out")
 echo "clang-tidy: ${#files[@]} files, $errors errors (gate), $warnings warnings (to judge)"

@@ -1,9 +1,10 @@
 /*
  * container.c - one sandbox is one container, named sbxfs-ID and labelled sbxfs=1, sbxfs.id,
  * sbxfs.name, sbxfs.template, sbxfs.state_root, with the isolation of a local sandbox: no
- * network, user 1000:1000, every capability dropped, no-new-privileges, the engine's default
- * seccomp profile, memory (no swap), CPU and pids limits, tini (Init) as PID 1 over a
- * `sleep infinity` that keeps the container up between runs.
+ * network, every capability dropped, no-new-privileges, the engine's default seccomp profile,
+ * memory (no swap), CPU and pids limits, tini (Init) as PID 1 over a `sleep infinity` that keeps
+ * the container up between runs. Those two run as root (with no capability); every exec runs
+ * as 1000:1000 (exec.c).
  */
 #include "dk.h"
 
@@ -68,7 +69,9 @@ struct json_object *dk_container_config(const char *image, const struct sbx_spec
 	/* The image's own entrypoint is not wanted: PID 1 only has to stay alive. */
 	json_object_object_add(c, "Entrypoint", dk_strs(cmd, 2));
 	json_object_object_add(c, "Cmd", NULL);
-	json_object_object_add(c, "User", json_object_new_string("1000:1000"));
+	/* PID 1 and the keeper run as root with no capability at all, so the code (user 1000,
+	 * every exec) can neither stop nor kill them: `kill -KILL -1` leaves the sandbox up. */
+	json_object_object_add(c, "User", json_object_new_string("0:0"));
 	json_object_object_add(c, "WorkingDir", json_object_new_string("/home/user"));
 	json_object_object_add(c, "Hostname", json_object_new_string("sandbox"));
 	json_object_object_add(c, "AttachStdin", json_object_new_boolean(0));

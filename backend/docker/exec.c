@@ -28,6 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <sys/pidfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -51,6 +54,10 @@ static const char DK_WRAPPER[] =
 	"rm -rf \"$d\"\n"
 	"exit $s\n";
 
+/* How long the stream of a killed process may stay open before it is given up. */
+#define DK_KILL_GRACE_NS (1000ULL * 1000000)
+#define DK_PUMP_BUF 65536
+
 struct sbx_proc {
 	/* Not the sbx_instance: the control plane may kill and wait for a process (a context's
 	 * interpreter) after destroy has freed its sandbox's instance. */
@@ -64,11 +71,16 @@ struct sbx_proc {
 	size_t script_len;
 
 	pthread_t pump;
+	int wake_fd;                 /* eventfd: kill_proc wakes the pump to start its grace */
+	_Atomic uint64_t give_up_ns; /* after a SIGKILL: when the stream is given up; 0: none */
+	int pump_errno;              /* the pump's own; read after the join */
+	bool abandoned;              /* the pump gave the stream up (see dk_pump_round) */
+
 	pthread_mutex_t lock;        /* fields below; held for the whole of kill_proc; a leaf lock */
 	bool pump_started;
 	bool ended;                  /* wait_proc has seen the end: kills are no-ops */
 	long host_pid;               /* the wrapper's pid on the host; 0: not known yet */
-	int pump_errno;
+	int pidfd;                   /* the wrapper, host side; -1: not open */
 };
 
 static void dk_close(int *fd)
@@ -78,12 +90,22 @@ static void dk_close(int *fd)
 	*fd = -1;
 }
 
+static void dk_drain_wake(struct sbx_proc *p)
+{
+	uint64_t v;
+
+	if (read(p->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		p->pump_errno = errno;
+}
+
 static void dk_proc_free(struct sbx_proc *p)
 {
 	dk_stream_close(&p->st);
 	dk_close(&p->in_fd);
 	dk_close(&p->out_fd);
 	dk_close(&p->err_fd);
+	dk_close(&p->wake_fd);
+	dk_close(&p->pidfd);
 	free(p->script);
 	free(p->cname);
 	pthread_mutex_destroy(&p->lock);
@@ -162,92 +184,134 @@ static int dk_emit(void *ctx, int stream, const char *data, size_t n)
 	return 0;   /* stdin echo (0) or unknown: nothing to do */
 }
 
+/* What the pump keeps between rounds. */
+struct dk_pump {
+	struct dk_demux dm;
+	char *rbuf, *ibuf;
+	size_t script_off, in_off, in_len;
+	bool in_eof, wr_shut;
+};
+
+/* Milliseconds until the pump stops waiting for a killed process's stream; -1: no kill yet. */
+static int dk_give_up_in(struct sbx_proc *p)
+{
+	uint64_t at = atomic_load(&p->give_up_ns), now;
+
+	if (!at)
+		return -1;
+	now = dk_now_ns();
+	return now >= at ? 0 : (int)((at - now) / 1000000) + 1;
+}
+
+/* Output from the engine. Returns false when the stream has ended. */
+static bool dk_pump_recv(struct sbx_proc *p, struct dk_pump *s)
+{
+	long r = dk_stream_recv(&p->st, s->rbuf, DK_PUMP_BUF);
+
+	if (r == 0)
+		return false;   /* the program and everything holding its stdout are done */
+	if (r > 0)
+		dk_demux_feed(&s->dm, s->rbuf, (size_t)r, dk_emit, p);
+	else if (r != -EAGAIN) {
+		p->pump_errno = (int)-r;
+		return false;
+	}
+	return true;
+}
+
+/* The script, then stdin, to the engine. */
+static void dk_pump_send(struct sbx_proc *p, struct dk_pump *s)
+{
+	bool in_script = s->script_off < p->script_len;
+	const char *src = in_script ? p->script + s->script_off : s->ibuf + s->in_off;
+	size_t len = in_script ? p->script_len - s->script_off : s->in_len - s->in_off;
+	long r = dk_stream_send(&p->st, src, len);
+
+	if (r > 0) {
+		if (in_script)
+			s->script_off += (size_t)r;
+		else
+			s->in_off += (size_t)r;
+	} else if (r != -EAGAIN) {
+		/* The program closed its stdin: drop what is left of it. */
+		s->script_off = p->script_len;
+		s->in_off = s->in_len = 0;
+		s->in_eof = s->wr_shut = true;
+	}
+}
+
+static void dk_pump_read_stdin(struct sbx_proc *p, struct dk_pump *s)
+{
+	ssize_t r = read(p->in_fd, s->ibuf, DK_PUMP_BUF);
+
+	if (r > 0) {
+		s->in_off = 0;
+		s->in_len = (size_t)r;
+	} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+		s->in_eof = true;
+	}
+}
+
+/* One round: waits for the stream, stdin or a kill, and moves what is ready. False: done. */
+static bool dk_pump_round(struct sbx_proc *p, struct dk_pump *s)
+{
+	bool out_pending = s->script_off < p->script_len || s->in_off < s->in_len;
+	struct pollfd pf[3] = {
+		{.fd = p->st.fd, .events = POLLIN | (out_pending ? POLLOUT : 0)},
+		{.fd = p->wake_fd, .events = POLLIN},
+		{.fd = -1},
+	};
+	int n, tmo = dk_give_up_in(p);
+
+	if (tmo == 0) {
+		/* Killed, and the stream is still open a while later: something the kill could not
+		 * reach holds it (a stopped or frozen process, one that left the tree). */
+		p->abandoned = true;
+		return false;
+	}
+	if (!out_pending && s->in_eof && !s->wr_shut) {
+		shutdown(p->st.fd, SHUT_WR);   /* the program sees EOF on its stdin */
+		s->wr_shut = true;
+	}
+	if (!out_pending && !s->in_eof)
+		pf[2] = (struct pollfd){.fd = p->in_fd, .events = POLLIN};
+	if (p->st.pending_len)
+		pf[0].revents = POLLIN;   /* bytes that came with the HTTP answer */
+	else if ((n = poll(pf, 3, tmo)) < 0 && errno != EINTR) {
+		p->pump_errno = errno;
+		return false;
+	} else if (n <= 0) {
+		return true;
+	}
+	if (pf[1].revents)
+		dk_drain_wake(p);
+	if ((pf[0].revents & (POLLIN | POLLHUP | POLLERR)) && !dk_pump_recv(p, s))
+		return false;
+	if (out_pending && (pf[0].revents & POLLOUT))
+		dk_pump_send(p, s);
+	if (pf[2].revents & (POLLIN | POLLHUP | POLLERR))
+		dk_pump_read_stdin(p, s);
+	return true;
+}
+
 static void *dk_pump_main(void *arg)
 {
 	struct sbx_proc *p = arg;
-	struct dk_demux dm = {0};
-	size_t script_off = 0, in_off = 0, in_len = 0;
-	bool in_eof = p->in_fd < 0, wr_shut = false;
-	char *rbuf = malloc(65536), *ibuf = malloc(65536);
+	struct dk_pump s = {.in_eof = p->in_fd < 0};
 	sigset_t pipe_set;
 
 	/* A reader that closed its pipe gives EPIPE here, not a SIGPIPE for the whole daemon. */
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
-	if (!rbuf || !ibuf) {
+	s.rbuf = malloc(DK_PUMP_BUF);
+	s.ibuf = malloc(DK_PUMP_BUF);
+	if (!s.rbuf || !s.ibuf)
 		p->pump_errno = ENOMEM;
-		goto out;
-	}
-	for (;;) {
-		struct pollfd pf[2];
-		bool out_pending = script_off < p->script_len || in_off < in_len;
-		nfds_t nfds = 1;
-		int n;
-
-		if (!out_pending && in_eof && !wr_shut) {
-			/* The program sees EOF on its stdin. */
-			shutdown(p->st.fd, SHUT_WR);
-			wr_shut = true;
-		}
-		pf[0] = (struct pollfd){.fd = p->st.fd, .events = POLLIN | (out_pending ? POLLOUT : 0)};
-		if (!out_pending && !in_eof) {
-			pf[1] = (struct pollfd){.fd = p->in_fd, .events = POLLIN};
-			nfds = 2;
-		}
-		if (p->st.pending_len)
-			pf[0].revents = POLLIN;   /* bytes that came with the HTTP answer */
-		else if ((n = poll(pf, nfds, -1)) < 0) {
-			if (errno == EINTR)
-				continue;
-			p->pump_errno = errno;
-			break;
-		}
-
-		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			long r = dk_stream_recv(&p->st, rbuf, 65536);
-
-			if (r == 0)
-				break;   /* the program and everything holding its stdout are done */
-			if (r > 0)
-				dk_demux_feed(&dm, rbuf, (size_t)r, dk_emit, p);
-			else if (r != -EAGAIN) {
-				p->pump_errno = (int)-r;
-				break;
-			}
-		}
-		if (out_pending && (pf[0].revents & POLLOUT)) {
-			const char *src = script_off < p->script_len ? p->script + script_off : ibuf + in_off;
-			size_t len = script_off < p->script_len ? p->script_len - script_off : in_len - in_off;
-			long r = dk_stream_send(&p->st, src, len);
-
-			if (r > 0) {
-				if (script_off < p->script_len)
-					script_off += (size_t)r;
-				else
-					in_off += (size_t)r;
-			} else if (r != -EAGAIN) {
-				/* The program closed its stdin: drop what is left of it. */
-				script_off = p->script_len;
-				in_off = in_len = 0;
-				in_eof = true;
-				wr_shut = true;
-			}
-		}
-		if (nfds == 2 && (pf[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			ssize_t r = read(p->in_fd, ibuf, 65536);
-
-			if (r > 0) {
-				in_off = 0;
-				in_len = (size_t)r;
-			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-				in_eof = true;
-			}
-		}
-	}
-out:
-	free(rbuf);
-	free(ibuf);
+	while (!p->pump_errno && dk_pump_round(p, &s))
+		;
+	free(s.rbuf);
+	free(s.ibuf);
 	/* Closing our copies now: the control plane sees EOF on its pipes when the run ends. */
 	dk_close(&p->out_fd);
 	dk_close(&p->err_fd);
@@ -361,13 +425,16 @@ int dk_exec_spawn(struct sbx_instance *inst, const struct sbx_exec *ex, struct s
 	if (!p)
 		return sbx_err_set(err, ENOMEM, "out of memory");
 	p->be = inst->be;
-	p->in_fd = p->out_fd = p->err_fd = -1;
+	p->in_fd = p->out_fd = p->err_fd = p->pidfd = -1;
 	p->st.fd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	p->cname = strdup(inst->cname);
-	if (!p->cname) {
+	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!p->cname || p->wake_fd < 0) {
+		r = p->wake_fd < 0 ? sbx_err_sys(err, errno, "eventfd") :
+				     sbx_err_set(err, ENOMEM, "out of memory");
 		dk_proc_free(p);
-		return sbx_err_set(err, ENOMEM, "out of memory");
+		return r;
 	}
 
 	pthread_mutex_lock(&inst->lock);
@@ -455,6 +522,31 @@ static void dk_sleep_ms(long ms)
 		;
 }
 
+/* The exit of a process the engine says has ended; false while it runs. */
+static bool dk_exec_ended(struct json_object *obj, struct sbx_exit *out)
+{
+	struct json_object *code = dk_json_path(obj, "ExitCode");
+
+	if (dk_json_bool(obj, "Running") || !code || !json_object_is_type(code, json_type_int))
+		return false;
+	dk_exit_from_code(dk_json_int(obj, "ExitCode", 255), out);
+	return true;
+}
+
+/*
+ * A killed process whose stream was given up: the wrapper itself (stopped, traced or holding
+ * on) is killed too where the host can reach it, so the engine ends the exec.
+ */
+static void dk_finish_abandoned(struct sbx_proc *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->pidfd >= 0) {
+		pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
+		pidfd_send_signal(p->pidfd, SIGCONT, NULL, 0);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
 int dk_exec_wait(struct sbx_proc *p, struct sbx_exit *out, struct sbx_err *err)
 {
 	struct json_object *obj = NULL;
@@ -464,20 +556,20 @@ int dk_exec_wait(struct sbx_proc *p, struct sbx_exit *out, struct sbx_err *err)
 	if (p->pump_started)
 		pthread_join(p->pump, NULL);
 	p->pump_started = false;
+	if (p->abandoned)
+		dk_finish_abandoned(p);
 	/*
 	 * The stream ends when the program's output is closed; the engine records the exit code
 	 * when the process is reaped, which may come a moment later - or much later, when the
-	 * program closed its output and went on.
+	 * program closed its output and went on (until a kill_proc and its grace).
 	 */
 	for (;;) {
 		r = dk_exec_inspect(p, &obj, err);
-		if (r == 0 && !dk_json_bool(obj, "Running") && dk_json_path(obj, "ExitCode") &&
-		    json_object_is_type(dk_json_path(obj, "ExitCode"), json_type_int)) {
-			dk_exit_from_code(dk_json_int(obj, "ExitCode", 255), out);
+		if (r == 0 && dk_exec_ended(obj, out))
 			break;
-		}
-		if (r == -ENOENT) {
-			/* The container (and its execs) went away: the program was killed with it. */
+		if (r == -ENOENT || p->abandoned || dk_give_up_in(p) == 0) {
+			/* The container went away with its execs, or the process was killed and
+			 * its end cannot be waited for: either way it was killed. */
 			sbx_err_clear(err);
 			*out = (struct sbx_exit){.signaled = true, .code = SIGKILL};
 			r = 0;
@@ -492,7 +584,7 @@ int dk_exec_wait(struct sbx_proc *p, struct sbx_exit *out, struct sbx_err *err)
 			delay *= 2;
 	}
 	json_object_put(obj);
-	/* The wrapper's host pid may be reused from now on: later kills must not signal it. */
+	/* Over: a kill that comes later has nothing to signal (and must not look for it). */
 	pthread_mutex_lock(&p->lock);
 	p->ended = true;
 	pthread_mutex_unlock(&p->lock);
@@ -586,40 +678,86 @@ static int dk_kill_tree(pid_t root, int sig, bool force)
 	return hit;
 }
 
+/* True when /proc/PID/cgroup names the container (cgroup v1 or v2, either cgroup driver). */
+static bool dk_pid_in_container(long pid, const char *container_id)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cgroup", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return strlen(container_id) >= 12 && strstr(buf, container_id) != NULL;
+}
+
+/*
+ * The wrapper's host pid from exec inspect, held as a pidfd, so that no later signal reaches a
+ * process that took its pid over. 0: found; 1: not started yet; -ESRCH: it has ended;
+ * -ENOTSUP: the engine runs in another pid namespace; another negative errno: no answer.
+ */
+static int dk_find_wrapper(struct sbx_proc *p, bool first)
+{
+	struct json_object *obj = NULL;
+	struct sbx_err err = {0};
+	const char *cid;
+	bool running;
+	long pid;
+	int r = 0;
+
+	if (dk_exec_inspect(p, &obj, &err) < 0)
+		return -err.code;
+	pid = (long)dk_json_int(obj, "Pid", 0);
+	running = dk_json_bool(obj, "Running");
+	cid = dk_json_str(obj, "ContainerID");
+	if (!pid) {
+		r = running || first ? 1 : -ESRCH;
+	} else {
+		p->pidfd = pidfd_open((pid_t)pid, 0);
+		if (p->pidfd >= 0 && !dk_pid_in_container(pid, cid ? cid : "")) {
+			/* Not ours: another pid namespace, or the pid already reused. */
+			dk_close(&p->pidfd);
+			r = running ? -ENOTSUP : -ESRCH;
+		} else if (p->pidfd < 0) {
+			r = running && errno == ESRCH ? -ENOTSUP : -ESRCH;
+		} else {
+			p->host_pid = pid;
+		}
+	}
+	json_object_put(obj);
+	return r;
+}
+
 static int dk_kill_local(struct sbx_proc *p, int sig)
 {
-	char path[64];
-
 	/* Right after spawn the engine may not have started the wrapper, nor the wrapper the
 	 * program: try for up to two seconds. */
 	for (int i = 0; i < 400; i++) {
-		if (!p->host_pid) {
-			struct json_object *obj = NULL;
-			struct sbx_err err = {0};
-			bool running;
+		if (p->pidfd < 0) {
+			int r = dk_find_wrapper(p, i == 0);
 
-			if (dk_exec_inspect(p, &obj, &err) < 0)
-				return -err.code;
-			p->host_pid = (long)dk_json_int(obj, "Pid", 0);
-			running = dk_json_bool(obj, "Running");
-			json_object_put(obj);
-			if (!p->host_pid && !running && i > 0)
-				return 0;   /* over before it could be signalled */
-			if (!p->host_pid) {
+			if (r == 1) {
 				dk_sleep_ms(5);
 				continue;
 			}
-			/* Running, yet not in our /proc: the engine lives in another pid namespace. */
-			snprintf(path, sizeof(path), "/proc/%ld", p->host_pid);
-			if (running && access(path, F_OK) < 0) {
-				p->host_pid = 0;
-				return -ENOTSUP;
-			}
+			if (r < 0)
+				return r;
 		}
-		if (dk_kill_tree((pid_t)p->host_pid, sig, i == 399) > 0)
+		if (pidfd_send_signal(p->pidfd, 0, NULL, 0) < 0)
+			return -ESRCH;   /* the wrapper is gone: the host lost the tree */
+		if (dk_kill_tree((pid_t)p->host_pid, sig, i == 399) > 0) {
+			/* Code that stopped the wrapper (kill -STOP -1) must not keep it from
+			 * reaping the program and ending the exec. */
+			if (sig == SIGKILL)
+				pidfd_send_signal(p->pidfd, SIGCONT, NULL, 0);
 			return 0;
-		if (kill((pid_t)p->host_pid, 0) < 0)
-			return 0;   /* the wrapper is gone: nothing left to signal */
+		}
 		dk_sleep_ms(5);
 	}
 	return -ESRCH;
@@ -643,8 +781,12 @@ static int dk_kill_remote(struct sbx_proc *p, int sig)
 		 "q=${s#/proc/}; q=${q%%/status}; case $t in *\" $q \"*) continue;; esac; v=; "
 		 "{ while read -r k v; do [ \"$k\" = PPid: ] && break; v=; done <\"$s\"; } 2>/dev/null; "
 		 "case $t in *\" $v \"*) t=\"$t$q \";; esac; done; done; "
-		 "kill -%d -$p 2>/dev/null; kill -%d $t 2>/dev/null; exit 0",
-		 p->dir, p->dir, sig, sig);
+		 "w=; { while read -r k v; do [ \"$k\" = PPid: ] && w=$v && break; done "
+		 "</proc/$p/status; } 2>/dev/null; "
+		 "kill -%d -$p 2>/dev/null; kill -%d $t 2>/dev/null; %s exit 0",
+		 p->dir, p->dir, sig, sig,
+		 /* a wrapper the code stopped must go on to reap the program and end the exec */
+		 sig == SIGKILL ? "[ -n \"$w\" ] && kill -CONT $w 2>/dev/null;" : "");
 	json_object_array_add(cmd, json_object_new_string("/bin/sh"));
 	json_object_array_add(cmd, json_object_new_string("-c"));
 	json_object_array_add(cmd, json_object_new_string(script));
@@ -665,14 +807,22 @@ static int dk_kill_remote(struct sbx_proc *p, int sig)
 
 int dk_exec_kill(struct sbx_proc *p, int sig)
 {
+	uint64_t none = 0, one = 1;
 	int r = -ENOTSUP;
 
+	/* Whatever the code did to be unkillable, the run ends a grace after this (dk_pump_round). */
+	if (sig == SIGKILL &&
+	    atomic_compare_exchange_strong(&p->give_up_ns, &none, dk_now_ns() + DK_KILL_GRACE_NS) &&
+	    write(p->wake_fd, &one, sizeof(one)) < 0)
+		return -errno;   /* an eventfd written once cannot overflow: not seen */
 	pthread_mutex_lock(&p->lock);
 	if (p->ended)
 		r = 0;
 	else if (p->be->eng.local)
 		r = dk_kill_local(p, sig);
-	if (r == -ENOTSUP)
+	/* A remote engine; or the wrapper ended (killed by the code, or the run is over): the
+	 * program, if it still runs, is found from inside by the pid its wrapper wrote. */
+	if (r == -ENOTSUP || r == -ESRCH)
 		r = dk_kill_remote(p, sig);
 	pthread_mutex_unlock(&p->lock);
 	return r;

@@ -176,7 +176,7 @@ static void test_config(void)
 	struct json_object *l;
 
 	CHECK(c != NULL);
-	CHECK(strcmp(dk_json_str(c, "User"), "1000:1000") == 0);
+	CHECK(strcmp(dk_json_str(c, "User"), "0:0") == 0);
 	CHECK(strcmp(dk_json_str(c, "HostConfig.NetworkMode"), "none") == 0);
 	CHECK(dk_json_int(c, "HostConfig.Memory", 0) == 512LL << 20);
 	CHECK(dk_json_int(c, "HostConfig.MemorySwap", 0) == 512LL << 20);

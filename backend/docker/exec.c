@@ -668,9 +668,11 @@ static int dk_kill_tree(pid_t root, int sig, bool force)
 		if (getsid(q[k]) == q[k])
 			leader = true;
 	for (size_t k = 0; (leader || force) && k < qn; k++) {
-		if (getpgid(q[k]) == q[k])
-			kill(-q[k], sig);
-		if (kill(q[k], sig) == 0)
+		/* A process killed through its group may be reaped before its own kill: either
+		 * one reaching it counts. */
+		bool got = getpgid(q[k]) == q[k] && kill(-q[k], sig) == 0;
+
+		if (kill(q[k], sig) == 0 || got)
 			hit++;
 	}
 	free(q);

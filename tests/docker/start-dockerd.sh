@@ -4,15 +4,22 @@
 # Usage: tests/docker/start-dockerd.sh [tcp://127.0.0.1:PORT]
 # The engine listens on unix:///run/sbxfs-test-docker.sock (and on the tcp address when one is
 # given), keeps its data under /var/lib/sbxfs-test-docker, has no bridge and touches no iptables.
+# SBXFS_DOCKERD=NAME starts another engine of its own beside it (/run/NAME.sock,
+# /var/lib/NAME, ...): a test that stops its engine uses one, so that other tests sharing the
+# first engine are not disturbed.
 # Idempotent: when that engine already answers, it only prints its address. Exits non-zero when
 # the engine does not answer within 60 s. Stop it with tests/docker/stop-dockerd.sh.
 set -eu
 
-SOCK=/run/sbxfs-test-docker.sock
-ROOT=/var/lib/sbxfs-test-docker
-EXEC_ROOT=/run/sbxfs-test-docker
-PIDFILE=/run/sbxfs-test-docker.pid
-LOG=/var/log/sbxfs-test-docker.log
+NAME=${SBXFS_DOCKERD:-sbxfs-test-docker}
+case $NAME in
+*[!A-Za-z0-9_-]* | "") echo "start-dockerd: bad SBXFS_DOCKERD '$NAME'" >&2; exit 2 ;;
+esac
+SOCK=/run/$NAME.sock
+ROOT=/var/lib/$NAME
+EXEC_ROOT=/run/$NAME
+PIDFILE=/run/$NAME.pid
+LOG=/var/log/$NAME.log
 TCP=${1:-}
 
 answers() {

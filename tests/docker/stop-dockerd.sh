@@ -3,8 +3,13 @@
 # Usage: tests/docker/stop-dockerd.sh [--purge]   (--purge also removes its data root)
 set -u
 
-PIDFILE=/run/sbxfs-test-docker.pid
-ROOT=/var/lib/sbxfs-test-docker
+# SBXFS_DOCKERD=NAME: the engine start-dockerd.sh started under that name.
+NAME=${SBXFS_DOCKERD:-sbxfs-test-docker}
+case $NAME in
+*[!A-Za-z0-9_-]* | "") echo "stop-dockerd: bad SBXFS_DOCKERD '$NAME'" >&2; exit 2 ;;
+esac
+PIDFILE=/run/$NAME.pid
+ROOT=/var/lib/$NAME
 
 if [ -f "$PIDFILE" ]; then
 	pid=$(cat "$PIDFILE")
@@ -21,7 +26,8 @@ if [ -f "$PIDFILE" ]; then
 fi
 if [ "${1:-}" = --purge ]; then
 	# Container layers may still be mounted when the engine died hard.
-	grep " $ROOT/" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m"; done
-	rm -rf "$ROOT"
+	grep -E " ($ROOT|/run/$NAME)/" /proc/mounts | awk '{print $2}' | sort -r |
+		while read -r m; do umount -l "$m"; done
+	rm -rf "$ROOT" "/run/$NAME"
 fi
 exit 0

@@ -159,11 +159,10 @@ def test_syscalls_refused(sb):
     out = run_json(sb, SYSCALLS)
     pid1 = out.pop("pid1")
     if sb.mount.backend == "docker":
-        # The engine's default seccomp profile allows ptrace (kernel >= 4.8), and pid 1
-        # is the container's own tini, user 1000 like the run: the sandbox may trace its
-        # own processes, none outside it (docs/docker-backend.md).
-        assert pid1 == ["docker-init", ["1000"]], pid1
-        assert out.pop("ptrace_attach_1")[0] == 0, out
+        # The engine's default seccomp profile allows ptrace (kernel >= 4.8), but pid 1 is
+        # the container's own tini as root (no capability), out of the run's reach like the
+        # keeper: the sandbox may trace its own runs' processes only (docs/docker-backend.md).
+        assert pid1 == ["docker-init", ["0"]], pid1
     for k, (rc, err) in out.items():
         assert rc == -1, "%s succeeded inside the sandbox" % k
         assert err in (errno.EPERM, errno.EACCES, errno.ENOSYS, errno.EINVAL, errno.ESRCH), (k, err)

@@ -8,8 +8,6 @@
 /* The format attribute lets clang's -Wformat-nonliteral (the fuzz build) check the callers. */
 __attribute__((format(printf, 3, 0)))
 static void err_vset(struct sbx_err *err, int code, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
-static void err_vset(struct sbx_err *err, int code, const char *fmt, va_list ap)
 {
 	err->code = code;
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);

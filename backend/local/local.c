@@ -918,7 +918,7 @@ static void lo_proc_stuck(void *arg)
 		fprintf(stderr, "sbxfs: warning: sandbox '%s': the agent did not end a run within %d ms; "
 			"ending every process of the sandbox and starting it again\n", in->name, LO_KILL_GRACE_MS);
 		if (restart_locked(in, &err) < 0)
-			fprintf(stderr, "sbxfs: warning: sandbox '%s': %s (%s)\n", in->name, err.msg, strerror(err.code));
+			fprintf(stderr, "sbxfs: warning: sandbox '%s': %s (%s)\n", in->name, err.msg, sbx_errstr(err.code));
 	}
 	pthread_mutex_unlock(&in->start_lock);
 }

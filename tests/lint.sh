@@ -2,7 +2,8 @@
 # lint.sh - the static-analysis gate on fusefs/, control/ and backend/:
 #   clang-tidy with .clang-tidy: no function over 80 lines or over cognitive complexity 25
 #   (errors: they fail the gate); its other checks are printed as warnings to judge;
-#   cppcheck --enable=warning,performance,portability: any finding fails the gate.
+#   cppcheck --enable=warning,performance,portability: any finding fails the gate;
+#   strerror() (not thread-safe) fails it too.
 # Usage: bash tests/lint.sh [BUILD_DIR]  (a meson build directory: its compile_commands.json
 # gives clang-tidy the flags; made with `meson setup` when missing; default build-ci).
 # Environment: LINT_JOBS (parallel clang-tidy processes; default: the number of CPUs).
@@ -39,6 +40,13 @@ warnings=$(grep -cE ': warning:' "$out")
 echo "clang-tidy: ${#files[@]} files, $errors errors (gate), $warnings warnings (to judge)"
 if ((errors > 0 || tidy_rc != 0)); then
   echo "lint: clang-tidy FAILED (split the functions named above; see docs/design.md, Static analysis)"
+  status=1
+fi
+
+# strerror() may return a buffer shared between threads: the daemon is threaded.
+if grep -nE '(^|[^_[:alnum:]])strerror[[:space:]]*\(' "${files[@]}" |
+   grep -vE '^[^:]+:[0-9]+:[[:space:]]*(/\*|\*|//)'; then
+  echo "lint: strerror() above: use sbx_errstr() (backend/error.h) or %m"
   status=1
 fi
 

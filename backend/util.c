@@ -105,33 +105,68 @@ int sbx_mkdir_p(const char *path, mode_t mode, struct sbx_err *err)
 	return mkdir_one(buf, mode, err);
 }
 
-/* A SOCK_STREAM unix socket and path's address in *sa; the descriptor or -errno. */
-static int unix_socket(const char *path, struct sockaddr_un *sa, struct sbx_err *err)
+/*
+ * path's address in *sa. sun_path holds 107 bytes, less than a state directory
+ * under a home directory with a 64-byte sandbox name needs: a longer path is
+ * reached through its directory, opened here (*dirfd, closed by the caller once
+ * bound or connected), as /proc/self/fd/N/NAME.
+ */
+static int unix_addr(const char *path, struct sockaddr_un *sa, int *dirfd, struct sbx_err *err)
 {
-	int fd;
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	size_t dlen;
 
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sa->sun_path))
+	*dirfd = -1;
+	if (strlen(path) < sizeof(sa->sun_path)) {
+		memcpy(sa->sun_path, path, strlen(path) + 1);
+		return 0;
+	}
+	dlen = slash ? (size_t)(slash - path) : 0;
+	if (!slash || dlen >= sizeof(dir) || strlen(slash + 1) > sizeof(sa->sun_path) - 32)
 		return sbx_err_set(err, ENAMETOOLONG, "socket path '%s' is too long for a unix socket", path);
-	memcpy(sa->sun_path, path, strlen(path) + 1);
+	memcpy(dir, path, dlen);
+	dir[dlen] = '\0';
+	*dirfd = open(dlen ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (*dirfd < 0)
+		return sbx_err_sys(err, errno, "cannot open the directory of socket '%s'", path);
+	snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s", *dirfd, slash + 1);
+	return 0;
+}
+
+/* A SOCK_STREAM unix socket and path's address (see unix_addr); the descriptor or -errno. */
+static int unix_socket(const char *path, struct sockaddr_un *sa, int *dirfd, struct sbx_err *err)
+{
+	int fd, ret = unix_addr(path, sa, dirfd, err);
+
+	if (ret < 0)
+		return ret;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return sbx_err_sys(err, errno, "cannot create a unix socket");
+	if (fd < 0) {
+		ret = sbx_err_sys(err, errno, "cannot create a unix socket");
+		if (*dirfd >= 0)
+			close(*dirfd);
+		return ret;
+	}
 	return fd;
 }
 
 int sbx_unix_listen(const char *path, mode_t mode, struct sbx_err *err)
 {
 	struct sockaddr_un sa;
-	int e, fd = unix_socket(path, &sa, err);
+	int e = 0, dirfd, fd = unix_socket(path, &sa, &dirfd, err);
 
 	if (fd < 0)
 		return fd;
 	unlink(path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (mode && chmod(path, mode) < 0) ||
-	    listen(fd, 128) < 0) {
+	    listen(fd, 128) < 0)
 		e = errno;
+	if (dirfd >= 0)
+		close(dirfd);
+	if (e) {
 		close(fd);
 		unlink(path);
 		return sbx_err_sys(err, e, "cannot listen on '%s'", path);
@@ -142,12 +177,15 @@ int sbx_unix_listen(const char *path, mode_t mode, struct sbx_err *err)
 int sbx_unix_connect(const char *path, struct sbx_err *err)
 {
 	struct sockaddr_un sa;
-	int e, fd = unix_socket(path, &sa, err);
+	int e = 0, dirfd, fd = unix_socket(path, &sa, &dirfd, err);
 
 	if (fd < 0)
 		return fd;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		e = errno;
+	if (dirfd >= 0)
+		close(dirfd);
+	if (e) {
 		close(fd);
 		return sbx_err_sys(err, e, "cannot connect to '%s'", path);
 	}

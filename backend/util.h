@@ -45,10 +45,14 @@ int sbx_rm_rf(const char *path);
  */
 int sbx_mkdir_p(const char *path, mode_t mode, struct sbx_err *err);
 
-/* A listening SOCK_STREAM unix socket at path (replacing a stale one); mode 0 keeps the umask's. */
+/*
+ * A listening SOCK_STREAM unix socket at path (replacing a stale one); mode 0 keeps
+ * the umask's. Paths longer than sun_path work (through their directory's descriptor)
+ * as long as the last component is short.
+ */
 int sbx_unix_listen(const char *path, mode_t mode, struct sbx_err *err);
 
-/* A connected SOCK_STREAM unix socket to path. */
+/* A connected SOCK_STREAM unix socket to path (of any length, as for sbx_unix_listen). */
 int sbx_unix_connect(const char *path, struct sbx_err *err);
 
 /* Milliseconds of CLOCK_MONOTONIC (durations, deadlines) and of CLOCK_REALTIME (time stamps). */

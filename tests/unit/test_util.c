@@ -135,7 +135,7 @@ static void test_writers(const char *base)
 static void test_sockets(const char *base)
 {
 	struct sbx_err err = { 0 };
-	char path[512], longp[200];
+	char path[512], longp[300];
 	struct stat st;
 	int l, c;
 
@@ -150,10 +150,31 @@ static void test_sockets(const char *base)
 	if (l >= 0)
 		close(l);
 	CHECK(sbx_unix_connect(path, &err) == -ECONNREFUSED, "connect to a closed socket");
-	memset(longp, 'a', sizeof(longp) - 1);
-	longp[sizeof(longp) - 1] = '\0';
-	CHECK(sbx_unix_listen(longp, 0, &err) == -ENAMETOOLONG, "a path too long for sun_path");
 	unlink(path);
+
+	/* A 64-byte name below a long state directory: longer than sun_path, still works. */
+	snprintf(longp, sizeof(longp), "%s/%064d/%064d", base, 0, 1);
+	CHECK(sbx_mkdir_p(longp, 0700, &err) == 0, "long dir: %s", err.msg);
+	snprintf(path, sizeof(path), "%s/agent.sock", longp);
+	CHECK(strlen(path) > 108, "the test path is longer than sun_path (%zu)", strlen(path));
+	l = sbx_unix_listen(path, 0600, &err);
+	CHECK(l >= 0, "listen on a long path: %s", err.msg);
+	CHECK(stat(path, &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0600, "the socket is at the path");
+	c = sbx_unix_connect(path, &err);
+	CHECK(c >= 0, "connect to a long path: %s", err.msg);
+	if (c >= 0)
+		close(c);
+	if (l >= 0)
+		close(l);
+	CHECK(sbx_unix_connect(path, &err) == -ECONNREFUSED, "connect to a closed long-path socket");
+	unlink(path);
+
+	/* A last component that cannot fit is refused in words. */
+	memset(longp, 'a', sizeof(longp) - 1);
+	longp[0] = '/';
+	longp[sizeof(longp) - 1] = '\0';
+	CHECK(sbx_unix_listen(longp, 0, &err) == -ENAMETOOLONG, "a name too long for sun_path");
+	CHECK(sbx_unix_listen(longp + 1, 0, &err) == -ENAMETOOLONG, "a long name with no directory");
 }
 
 static void test_misc(void)

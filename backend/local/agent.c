@@ -25,6 +25,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/capability.h>
+#include <sys/fsuid.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -65,6 +66,9 @@ struct agent {
 	const char *home;
 	const char *scripts;
 	bool oom_protected;
+	bool keep_root;         /* stays root of the sandbox's user namespace; each run drops to uid/gid */
+	uid_t uid;
+	gid_t gid;
 	unsigned long serial;
 	struct client **cl;
 	size_t ncl;
@@ -119,6 +123,55 @@ static int agent_drop_privileges(uid_t uid, gid_t gid)
 	if (getuid() == 0 || geteuid() == 0)
 		ret = -1;
 	return ret;
+}
+
+/*
+ * --keep-root: the agent stays root of the sandbox's own user namespace (a
+ * uid the runs do not have, so they cannot signal, trace or read it) with
+ * only what starting and ending runs takes: CAP_SETUID/SETGID (become the
+ * user), CAP_KILL (signal the runs), CAP_SETPCAP (empty a run's bounding set).
+ */
+static int agent_keep_root(void)
+{
+	static const cap_value_t keep[] = { CAP_SETUID, CAP_SETGID, CAP_KILL, CAP_SETPCAP };
+	cap_t caps;
+	int ret = 0;
+
+	/* Root that execs stays powerless (a run is no longer root by then anyway). */
+	prctl(PR_SET_SECUREBITS, (1 << 0) | (1 << 1), 0, 0, 0); /* NOROOT, locked */
+	for (cap_value_t c = 0; c <= CAP_LAST_CAP + 8; c++) {
+		bool kept = false;
+
+		for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+			kept |= keep[i] == c;
+		if (!kept && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) {
+			agent_log("cannot drop capability %d from the bounding set: %s", (int)c, sbx_errstr(errno));
+			return -1;
+		}
+	}
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	caps = cap_init();
+	if (!caps || cap_set_flag(caps, CAP_PERMITTED, 4, keep, CAP_SET) < 0 ||
+	    cap_set_flag(caps, CAP_EFFECTIVE, 4, keep, CAP_SET) < 0 || cap_set_proc(caps) < 0) {
+		agent_log("cannot set capabilities: %s", sbx_errstr(errno));
+		ret = -1;
+	}
+	if (caps)
+		cap_free(caps);
+	return ret;
+}
+
+/* In a run's child (--keep-root): the sandbox user, no capability in any set. */
+static int run_become_user(const struct agent *a)
+{
+	for (cap_value_t c = 0; c <= CAP_LAST_CAP + 8; c++)
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+			return -1;
+	if (setgroups(1, &a->gid) < 0 || setresgid(a->gid, a->gid, a->gid) < 0 ||
+	    setresuid(a->uid, a->uid, a->uid) < 0)
+		return -1;
+	/* Leaving uid 0 cleared the permitted, effective and ambient sets. */
+	return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 }
 
 static struct client *client_new(struct agent *a, int fd)
@@ -322,6 +375,8 @@ static void child_exec(struct agent *a, struct client *c, char **argv, char **en
 	setsid();
 	if (a->oom_protected)
 		sbx_write_knob("/proc/self/oom_score_adj", "0", NULL);
+	if (a->keep_root && run_become_user(a) < 0)
+		child_fail(pipefd, 3, errno);
 	for (int i = 0; i < 3; i++) {
 		int fd;
 
@@ -354,13 +409,32 @@ static void child_exec(struct agent *a, struct client *c, char **argv, char **en
 	child_fail(pipefd, 2, errno);
 }
 
+static int write_script_as(struct agent *a, struct client *c, const char *name, const char *data, size_t len);
+
 static int write_script(struct agent *a, struct client *c, const char *name, const char *data, size_t len)
+{
+	int e;
+
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..") || strlen(name) > 200)
+		return EINVAL;
+	/* The run reads it as the sandbox user: create it as that user. */
+	if (a->keep_root) {
+		setfsgid(a->gid);
+		setfsuid(a->uid);
+	}
+	e = write_script_as(a, c, name, data, len);
+	if (a->keep_root) {
+		setfsuid(0);
+		setfsgid(0);
+	}
+	return e;
+}
+
+static int write_script_as(struct agent *a, struct client *c, const char *name, const char *data, size_t len)
 {
 	int fd;
 	size_t off = 0;
 
-	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..") || strlen(name) > 200)
-		return EINVAL;
 	snprintf(c->scriptdir, sizeof(c->scriptdir), "%s/%lu", a->scripts, ++a->serial);
 	if (mkdir(c->scriptdir, 0700) < 0) {
 		int e = errno;
@@ -772,6 +846,10 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
+		if (!strcmp(argv[i], "--keep-root")) {
+			a.keep_root = true;
+			continue;
+		}
 		if (!v) {
 			agent_log("missing value after %s", argv[i]);
 			return 2;
@@ -810,6 +888,12 @@ int main(int argc, char **argv)
 	}
 	fcntl(a.lfd, F_SETFD, FD_CLOEXEC);
 	fcntl(a.lfd, F_SETFL, O_NONBLOCK);
+	/* Nothing else the launcher had open stays (bwrap's bind and seccomp descriptors). */
+	for (int fd = 3; fd < a.lfd; fd++)
+		close(fd);
+	close_range((unsigned)a.lfd + 1, ~0U, 0);
+	a.uid = uid;
+	a.gid = gid;
 	if (mkdir(a.scripts, 0700) < 0 && errno != EEXIST && getuid() != 0) {
 		a.scripts = "/tmp/.sbxfs-agent";
 		if (mkdir(a.scripts, 0700) < 0 && errno != EEXIST) {
@@ -824,7 +908,11 @@ int main(int argc, char **argv)
 		agent_log("cannot chown %s: %s", a.scripts, sbx_errstr(errno));
 		return 1;
 	}
-	if (agent_drop_privileges(uid, gid) < 0)
+	if (a.keep_root && getuid() != 0) {
+		agent_log("--keep-root needs to start as root of the sandbox's user namespace");
+		return 1;
+	}
+	if (a.keep_root ? agent_keep_root() < 0 : agent_drop_privileges(uid, gid) < 0)
 		return 1;
 	if (chdir("/") < 0)
 		return 1;

@@ -32,15 +32,15 @@
 #include "lo_cgroup.h"
 #include "lo_disk.h"
 #include "lo_files.h"
+#include "lo_launch.h"
 #include "lo_seccomp.h"
 #include "lo_template.h"
+#include "lo_uid.h"
 
-#define LO_AGENT_IN "/run/sbxfs-agent"
 #define LO_HELLO_MS 10000
 #define LO_SPAWN_MS 30000
 /* How long the agent gets to act on a SIGKILL before the host ends the run itself. */
 #define LO_KILL_GRACE_MS 1000
-#define LO_MAX_CGFILES LO_NCTL
 
 struct sbx_backend {
 	char state_root[PATH_MAX];
@@ -62,6 +62,7 @@ struct sbx_instance {
 	char state_dir[PATH_MAX];
 	char sock[PATH_MAX + 16];
 	char loopdev[32];
+	uint32_t uid_base;               /* host id of root inside (lo_uid.h); 0 = none (older sandboxes) */
 	struct sbx_limits limits;
 	struct lo_cg cg;
 	/*
@@ -109,7 +110,7 @@ static bool inst_agent_alive(struct sbx_instance *in)
 	return alive;
 }
 
-static int write_state(struct sbx_instance *in, struct sbx_err *err)
+static int write_state(struct sbx_instance *in, int flags, struct sbx_err *err)
 {
 	char path[PATH_MAX + 32];
 	json_object *o = json_object_new_object();
@@ -127,15 +128,16 @@ static int write_state(struct sbx_instance *in, struct sbx_err *err)
 	json_object_object_add(o, "agent_pid", json_object_new_int(in->agent_pid));
 	json_object_object_add(o, "agent_start", json_object_new_int64((int64_t)in->agent_start));
 	json_object_object_add(o, "cgroup", json_object_new_string(in->cg.v2 ? "v2" : "v1"));
+	json_object_object_add(o, "uid_base", json_object_new_int64(in->uid_base));
 	pthread_mutex_unlock(&in->lock);
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	snprintf(path, sizeof(path), "%s/local.json", in->state_dir);
 	/*
-	 * No fsync: the file matters after a daemon crash, when the page cache
-	 * survives; after a host crash its pids are stale anyway and attach
-	 * rebuilds from the disk image.
+	 * fsync'd only at create (flags), for the uid block its files are owned
+	 * by; later writes change pids, which matter after a daemon crash, when
+	 * the page cache survives, and are stale after a host crash anyway.
 	 */
-	r = sbx_write_file_atomic(path, s, strlen(s), 0, err);
+	r = sbx_write_file_atomic(path, s, strlen(s), flags, err);
 	json_object_put(o);
 	return r;
 }
@@ -159,6 +161,8 @@ static void read_state(struct sbx_instance *in)
 		in->agent_pid = json_object_get_int(v);
 	if (json_object_object_get_ex(o, "agent_start", &v))
 		in->agent_start = (unsigned long long)json_object_get_int64(v);
+	if (json_object_object_get_ex(o, "uid_base", &v))
+		in->uid_base = (uint32_t)json_object_get_int64(v);
 	json_object_put(o);
 }
 
@@ -188,266 +192,52 @@ static void agent_log_tail(struct sbx_instance *in, char *out, size_t size)
 	snprintf(out, size, "%s", start ? start + 1 : buf);
 }
 
-/* --- starting the sandbox's processes --- */
-
-/* Writes v as decimal into buf (async-signal-safe); returns the length. */
-static size_t fmt_uint(char *buf, unsigned long v)
-{
-	char tmp[24];
-	size_t n = 0, i = 0;
-
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10));
-	while (n)
-		buf[i++] = tmp[--n];
-	return i;
-}
-
-static void child_report(int fd, int stage, int e) __attribute__((noreturn));
-static void child_report(int fd, int stage, int e)
-{
-	int v[2] = { stage, e };
-	ssize_t r = write(fd, v, sizeof(v));
-
-	(void)r;
-	_exit(127);
-}
-
 /*
- * In the grandchild (a fork of a multithreaded daemon): only async-signal-safe
- * calls from here to execve.
+ * The sandbox user's home comes from the template, owned by 1000 there: the
+ * sandbox's own user (base + 1000 on the host) gets it (copied up, once).
  */
-static void child_start(const char *bwrap, char *const *command, int argsfd, char *const envp[],
-			const int *cgfds, int ncg, bool cg_self, int devnull, int logfd, int lfd, int secfd,
-			int statfd) __attribute__((noreturn));
-static void child_start(const char *bwrap, char *const *command, int argsfd, char *const envp[],
-			const int *cgfds, int ncg, bool cg_self, int devnull, int logfd, int lfd, int secfd,
-			int statfd)
+static int own_home(struct sbx_instance *in, struct sbx_err *err)
 {
-	/*
-	 * bwrap's options come through fd 6 (--args) so the sandbox's
-	 * /proc/1/cmdline names no host path; the command ("--" on) stays here.
-	 */
-	char *argv[32] = { (char *)bwrap, "--args", "6" };
-	size_t argc = 3;
+	char home[PATH_MAX + 32];
+	uid_t uid;
+	gid_t gid;
+	struct stat st;
 
-	for (size_t i = 0; command[i] && argc < 31; i++)
-		argv[argc++] = command[i];
-	argv[argc] = NULL;
-	char num[24];
-	size_t n;
-	pid_t self;
-	sigset_t none;
-	struct sigaction dfl;
-	int src[6] = { devnull, logfd, lfd, secfd, statfd, argsfd };
-
-	setsid();
-	self = getpid();
-	n = cg_self ? fmt_uint(num, 0) : fmt_uint(num, (unsigned long)self);
-	/* Join the cgroups before anything else exists to escape them. */
-	for (int i = 0; i < ncg; i++)
-		if (write(cgfds[i], num, n) != (ssize_t)n)
-			child_report(statfd, 1, errno);
-	/*
-	 * -1000 is inherited by bwrap and the agent (which cannot lower it
-	 * itself, having no CAP_SYS_RESOURCE); the agent puts each run back to 0
-	 * so a memory hog is what the OOM killer picks. Best effort.
-	 */
-	{
-		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-
-		if (fd >= 0) {
-			if (write(fd, "-1000", 5) != 5) {
-				/* no CAP_SYS_RESOURCE: runs and agent share the default score */
-			}
-			close(fd);
-		}
-	}
-	{
-		int pid32 = (int)self;
-
-		if (write(statfd, &pid32, sizeof(pid32)) != (ssize_t)sizeof(pid32))
-			_exit(127);
-	}
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (int s = 1; s < NSIG; s++)
-		if (s != SIGKILL && s != SIGSTOP)
-			sigaction(s, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* Move everything high first so the dup2s below cannot clobber a source. */
-	for (int i = 0; i < 6; i++) {
-		src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 100);
-		if (src[i] < 0)
-			child_report(statfd, 2, errno);
-	}
-	statfd = src[4];
-	if (dup2(src[0], 0) < 0 || dup2(src[1], 1) < 0 || dup2(src[1], 2) < 0 || dup2(src[2], 3) < 0 ||
-	    dup2(src[3], 4) < 0 || dup3(src[4], 5, O_CLOEXEC) < 0 || dup2(src[5], 6) < 0)
-		child_report(statfd, 2, errno);
-	statfd = 5;
-	if (close_range(7, ~0U, 0) < 0)
-		for (int fd = 7; fd < 4096; fd++)
-			close(fd);
-	execve(bwrap, argv, envp);
-	child_report(statfd, 2, errno);
-}
-
-/* bwrap's options (argv up to end), NUL-separated, in a memory file for --args. */
-static int args_memfd(char *const argv[], char *const *end, struct sbx_err *err)
-{
-	int fd = memfd_create("bwrap-args", MFD_CLOEXEC);
-
-	if (fd < 0)
-		return sbx_err_sys(err, errno, "creating the bwrap argument file");
-	for (size_t i = 0; argv + i < end; i++) {
-		size_t len = strlen(argv[i]) + 1;
-
-		if (write(fd, argv[i], len) != (ssize_t)len) {
-			int saved = errno;
-
-			close(fd);
-			return sbx_err_sys(err, saved, "writing the bwrap argument file");
-		}
-	}
-	if (lseek(fd, 0, SEEK_SET) < 0) {
-		int saved = errno;
-
-		close(fd);
-		return sbx_err_sys(err, saved, "rewinding the bwrap argument file");
-	}
-	return fd;
+	if (!in->uid_base)
+		return 0;
+	lo_inst_user_ids(in, &uid, &gid);
+	snprintf(home, sizeof(home), "%s/root/home/user", in->state_dir);
+	if (lstat(home, &st) < 0 || !S_ISDIR(st.st_mode) || (st.st_uid == uid && st.st_gid == gid))
+		return 0;
+	if (lchown(home, uid, gid) < 0)
+		return sbx_err_sys(err, errno, "giving '%s' to the sandbox user", home);
+	return 0;
 }
 
 /* Starts bubblewrap and the agent in the sandbox's cgroups; returns once the agent answers. */
 static int lo_start(struct sbx_instance *in, struct sbx_err *err)
 {
 	struct sbx_backend *be = in->be;
-	char root[PATH_MAX + 16], logp[PATH_MAX + 16], bind_agent[PATH_MAX];
-	char cgfiles[LO_MAX_CGFILES][PATH_MAX];
-	int cgfds[LO_MAX_CGFILES], ncg, lfd = -1, secfd = -1, logfd = -1, devnull = -1, argsfd = -1;
-	char *const *command;
-	int statp[2] = { -1, -1 }, r = 0, st;
-	bool cg_self;
-	pid_t a, bw = 0, agent = 0;
-	struct stat sb;
-	char *const envp[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	char root[PATH_MAX + 16], logp[PATH_MAX + 16];
+	struct lo_launch l = {
+		.bwrap = be->bwrap, .agent = be->agent, .hostname = in->name, .root = root, .sock = in->sock,
+		.log = logp, .cg = &in->cg, .bpf = be->bpf, .bpf_len = be->bpf_len, .uid_base = in->uid_base,
+	};
+	pid_t bw = 0, agent = 0;
+	int r;
 
 	snprintf(root, sizeof(root), "%s/root", in->state_dir);
 	snprintf(logp, sizeof(logp), "%s/agent.log", in->state_dir);
-	snprintf(bind_agent, sizeof(bind_agent), "%s", be->agent);
-	char *const argv[] = {
-		(char *)be->bwrap, "--new-session", "--unshare-pid", "--unshare-net", "--unshare-uts",
-		"--unshare-ipc", "--unshare-cgroup-try", "--hostname", in->name, "--bind", root, "/",
-		"--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm",
-		"--perms", "0755", "--size", "268435456", "--tmpfs", "/run",
-		"--ro-bind", bind_agent, LO_AGENT_IN,
-		"--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-		"--cap-add", "CAP_SETPCAP", "--cap-add", "CAP_CHOWN",
-		"--seccomp", "4", "--chdir", "/", "--",
-		LO_AGENT_IN, "--fd", "3", "--uid", "1000", "--gid", "1000", "--home", "/home/user",
-		"--scripts", "/run/sbxfs", NULL,
-	};
-
-	ncg = lo_cg_procs_files(&in->cg, cgfiles, LO_MAX_CGFILES, &cg_self);
-	for (int i = 0; i < ncg; i++)
-		cgfds[i] = -1;
-	for (int i = 0; i < ncg; i++) {
-		cgfds[i] = open(cgfiles[i], O_WRONLY | O_CLOEXEC);
-		if (cgfds[i] < 0) {
-			r = sbx_err_sys(err, errno, "opening '%s'", cgfiles[i]);
-			goto out;
-		}
-	}
-	/* A log that only grows is cut back when it gets large. */
-	if (stat(logp, &sb) == 0 && sb.st_size > (1 << 20))
-		truncate(logp, 0);
-	logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (logfd < 0 || devnull < 0) {
-		r = sbx_err_sys(err, errno, "opening '%s'", logp);
-		goto out;
-	}
-	secfd = lo_seccomp_fd(be->bpf, be->bpf_len, err);
-	if (secfd < 0) {
-		r = secfd;
-		goto out;
-	}
-	for (command = argv + 1; *command && strcmp(*command, "--"); command++)
-		;
-	argsfd = args_memfd(argv + 1, command, err);
-	if (argsfd < 0) {
-		r = argsfd;
-		goto out;
-	}
-	/* The socket exists before the agent: a client's connect() waits in the backlog. */
-	lfd = sbx_unix_listen(in->sock, 0600, err);
-	if (lfd < 0) {
-		r = lfd;
-		goto out;
-	}
-	if (pipe2(statp, O_CLOEXEC) < 0) {
-		r = sbx_err_sys(err, errno, "creating a pipe");
-		goto out;
-	}
-	/* Fork twice so the sandbox is not the daemon's child and outlives it. */
-	a = fork();
-	if (a < 0) {
-		r = sbx_err_sys(err, errno, "forking");
-		goto out;
-	}
-	if (a == 0) {
-		pid_t b = fork();
-
-		if (b != 0)
-			_exit(b < 0 ? 1 : 0);
-		child_start(be->bwrap, command, argsfd, envp, cgfds, ncg, cg_self, devnull, logfd, lfd, secfd,
-			    statp[1]);
-	}
-	close(statp[1]);
-	statp[1] = -1;
-	while (waitpid(a, &st, 0) < 0 && errno == EINTR)
-		;
-	{
-		int pid32 = 0, rep[2];
-		ssize_t n;
-
-		do
-			n = read(statp[0], &pid32, sizeof(pid32));
-		while (n < 0 && errno == EINTR);
-		if (n == (ssize_t)sizeof(pid32))
-			bw = pid32;
-		do
-			n = read(statp[0], rep, sizeof(rep));
-		while (n < 0 && errno == EINTR);
-		if (n == (ssize_t)sizeof(rep) || (n == 0 && bw == 0) ||
-		    (n < (ssize_t)sizeof(rep) && n > 0)) {
-			int e = n == (ssize_t)sizeof(rep) ? rep[1] : ECHILD;
-
-			r = sbx_err_sys(err, e, "%s", n == (ssize_t)sizeof(rep) && rep[0] == 1 ?
-						    "joining the sandbox's cgroups" : "starting bwrap");
-			goto out;
-		}
-		if (n == (ssize_t)sizeof(pid32) && bw == 0) {
-			r = sbx_err_set(err, ECHILD, "starting bwrap: no process");
-			goto out;
-		}
-	}
-	/* Only the agent keeps the listening socket from now on. */
-	close(lfd);
-	lfd = -1;
+	if ((r = own_home(in, err)) < 0 || (r = lo_launch(&l, &bw, err)) < 0)
+		return r;
 	r = sbx_agent_hello(in->sock, LO_HELLO_MS, &agent, err);
 	if (r < 0) {
 		char tail[256];
 
 		agent_log_tail(in, tail, sizeof(tail));
 		if (tail[0])
-			r = sbx_err_set(err, err->code, "starting the sandbox's processes: %s", tail);
-		else
-			sbx_err_wrap(err, "starting the sandbox's processes");
-		goto out;
+			return sbx_err_set(err, err->code, "starting the sandbox's processes: %s", tail);
+		return sbx_err_wrap(err, "starting the sandbox's processes");
 	}
 	pthread_mutex_lock(&in->lock);
 	in->bwrap_pid = bw;
@@ -456,25 +246,7 @@ static int lo_start(struct sbx_instance *in, struct sbx_err *err)
 	in->agent_start = proc_starttime(agent);
 	in->have_reading = false;
 	pthread_mutex_unlock(&in->lock);
-out:
-	for (int i = 0; i < ncg; i++)
-		if (cgfds[i] >= 0)
-			close(cgfds[i]);
-	if (lfd >= 0)
-		close(lfd);
-	if (secfd >= 0)
-		close(secfd);
-	if (logfd >= 0)
-		close(logfd);
-	if (devnull >= 0)
-		close(devnull);
-	if (argsfd >= 0)
-		close(argsfd);
-	if (statp[0] >= 0)
-		close(statp[0]);
-	if (statp[1] >= 0)
-		close(statp[1]);
-	return r;
+	return 0;
 }
 
 /* --- the operations --- */
@@ -507,6 +279,11 @@ static int lo_init(const struct sbx_backend_opts *opts, struct sbx_backend **out
 	}
 	if (access(be->agent, X_OK) < 0) {
 		r = sbx_err_sys(err, errno, "local backend: helper '%s'", be->agent);
+		goto fail;
+	}
+	/* bwrap is started from a tmpfs mounted on /mnt in a namespace of its own (lo_launch.c). */
+	if (mkdir("/mnt", 0755) < 0 && errno != EEXIST) {
+		r = sbx_err_sys(err, errno, "local backend: creating /mnt");
 		goto fail;
 	}
 	if (access("/dev/loop-control", R_OK | W_OK) < 0) {
@@ -639,17 +416,20 @@ static int lo_create(struct sbx_backend *be, const struct sbx_spec *spec, struct
 	if ((r = lo_template_ensure(&be->tmpl_lock, be->state_root, spec->template_name ? spec->template_name : "default",
 				    rootfs, sizeof(rootfs), err)) < 0)
 		goto fail_free;
+	if ((r = lo_uid_claim(in->state_dir, &in->uid_base, err)) < 0)
+		goto fail_free;
 	if ((r = lo_cg_open(&be->cgroot, in->id, true, &in->cg, err)) < 0 ||
 	    (r = lo_cg_set_limits(&in->cg, &in->limits, err)) < 0 ||
 	    (r = lo_pool_take(be->pool, in->limits.disk_bytes, img, err)) < 0 ||
 	    (r = lo_mount_all(in->state_dir, rootfs, in->loopdev, sizeof(in->loopdev), err)) < 0 ||
-	    (r = lo_start(in, err)) < 0 || (r = write_state(in, err)) < 0)
+	    (r = lo_start(in, err)) < 0 || (r = write_state(in, SBX_WRITE_SYNC, err)) < 0)
 		goto fail;
 	*out = in;
 	return 0;
 fail:
 	lo_teardown(in, &tmp);
 	unlink(img);
+	lo_uid_release(in->state_dir, in->uid_base);
 fail_free:
 	sbx_err_wrap(err, "cannot create sandbox '%s'", spec->name);
 	inst_free(in);
@@ -669,6 +449,9 @@ static int lo_attach(struct sbx_backend *be, const struct sbx_spec *spec, struct
 	if (!in)
 		return -ENOMEM;
 	read_state(in);
+	/* Its id block stays recorded as its own (the record may be gone with a reinstalled host). */
+	if (in->uid_base && lo_uid_claim(in->state_dir, &in->uid_base, &tmp) < 0)
+		fprintf(stderr, "sbxfs: warning: sandbox '%s': %s (%s)\n", in->name, tmp.msg, sbx_errstr(tmp.code));
 	/* After a host reboot the cgroups and mounts are gone: make them again. */
 	if ((r = lo_cg_open(&be->cgroot, in->id, true, &in->cg, err)) < 0) {
 		sbx_err_wrap(err, "cannot attach sandbox '%s'", spec->name);
@@ -689,7 +472,7 @@ static int lo_attach(struct sbx_backend *be, const struct sbx_spec *spec, struct
 		in->agent_start = 0;
 		pthread_mutex_unlock(&in->lock);
 		if (lo_start(in, &tmp) == 0)
-			write_state(in, &tmp);
+			write_state(in, 0, &tmp);
 	}
 	*out = in;
 	return 0;
@@ -713,6 +496,7 @@ static int lo_destroy(struct sbx_instance *in, struct sbx_err *err)
 		snprintf(st, sizeof(st), "%s/local.json", in->state_dir);
 		unlink(img);
 		unlink(st);
+		lo_uid_release(in->state_dir, in->uid_base);
 	} else {
 		sbx_err_wrap(err, "cannot destroy sandbox '%s'", in->name);
 	}
@@ -771,7 +555,7 @@ static int restart_locked(struct sbx_instance *in, struct sbx_err *err)
 	if ((r = lo_cg_kill_all(&in->cg, err)) < 0 ||
 	    (r = lo_template_ensure(&in->be->tmpl_lock, in->be->state_root, "default", rootfs, sizeof(rootfs), err)) < 0 ||
 	    (r = lo_mount_all(in->state_dir, rootfs, in->loopdev, sizeof(in->loopdev), err)) < 0 ||
-	    (r = lo_start(in, err)) < 0 || (r = write_state(in, err)) < 0)
+	    (r = lo_start(in, err)) < 0 || (r = write_state(in, 0, err)) < 0)
 		return r;
 	return 0;
 }
@@ -1002,3 +786,10 @@ const struct sbx_backend_ops sbx_local_backend = {
 	.watch_sync = lo_watch_sync,
 	.watch_stop = lo_watch_end,
 };
+
+void lo_inst_user_ids(struct sbx_instance *in, uid_t *uid, gid_t *gid)
+{
+	/* Sandboxes made before id blocks run as host 1000, as they always did. */
+	*uid = in->uid_base ? in->uid_base + LO_SANDBOX_USER : LO_SANDBOX_USER;
+	*gid = *uid;
+}

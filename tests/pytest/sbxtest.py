@@ -448,6 +448,14 @@ def pids_in_cgroup_of(sid):
     return found
 
 
+def sandbox_user_ids(box):
+    """The host uid and gid that files/ shows for the sandbox user (1000 inside): on the
+    local backend a uid of the sandbox's own block (docs/local-backend.md, "Users"), on
+    docker 1000. Its home directory belongs to it."""
+    st = os.stat(box.files("home/user"))
+    return st.st_uid, st.st_gid
+
+
 def host_pids_with_arg(arg):
     found = []
     for p in os.listdir("/proc"):

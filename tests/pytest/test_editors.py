@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from sbxtest import read_text, write_file
+from sbxtest import read_text, sandbox_user_ids, write_file
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_vim_edits_in_place(sb, work):
     assert r.returncode == 0, r
     assert read_text(p) == "alpha\ngamma\n"
     st = os.stat(p)
-    assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_uid == 1000
+    assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_uid == sandbox_user_ids(sb)[0]
     assert inside(sb, "cat /%s/notes.txt; stat -c '%%a %%u' /%s/notes.txt\n" % (work, work)) == \
         "alpha\ngamma\n640 1000\n"
     del ino
@@ -56,7 +56,7 @@ def test_vim_writebackup_rename_save(sb, work):
     assert r.returncode == 0, r
     assert read_text(p) == "print(2)\n"
     st = os.stat(p)
-    assert stat.S_IMODE(st.st_mode) == 0o750 and st.st_uid == 1000
+    assert stat.S_IMODE(st.st_mode) == 0o750 and st.st_uid == sandbox_user_ids(sb)[0]
     assert inside(sb, "python3 /%s/code.py\n" % work) == "2\n"
 
 
@@ -69,7 +69,7 @@ def test_temp_file_and_rename_save(sb, work):
     shutil.copymode(p, tmp)
     os.rename(tmp, p)
     st = os.stat(p)
-    assert read_text(p) == '{"a": 2}\n' and stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 1000
+    assert read_text(p) == '{"a": 2}\n' and stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == sandbox_user_ids(sb)[0]
     assert inside(sb, "cat /%s/cfg.json; ls -a /%s | grep -c swp; true\n" % (work, work)) == '{"a": 2}\n0\n'
 
 
@@ -81,7 +81,7 @@ def test_sed_in_place(sb, work):
     assert r.returncode == 0, r
     st = os.stat(p)
     assert read_text(p) == "one three\n" * 100
-    assert stat.S_IMODE(st.st_mode) == 0o664 and st.st_uid == 1000
+    assert stat.S_IMODE(st.st_mode) == 0o664 and st.st_uid == sandbox_user_ids(sb)[0]
     assert inside(sb, "grep -c three /%s/s.txt\n" % work) == "100\n"
 
 
@@ -147,13 +147,15 @@ def test_rsync_archive(sb, work, tmp_path):
     assert read_text(dst + "/a/f7") == "content 7\n"
     assert stat.S_IMODE(os.stat(dst + "/a/f0").st_mode) == 0o600
     assert os.stat(dst + "/a/f0").st_uid == 0          # root stays root
-    assert os.stat(dst + "/a/f1").st_uid == 1000       # foreign ids become the sandbox user
-    assert os.stat(dst + "/a/f2").st_uid == 1000
+    assert os.stat(dst + "/a/f1").st_uid == sandbox_user_ids(sb)[0]  # foreign ids become the sandbox user
+    assert os.stat(dst + "/a/f2").st_uid == sandbox_user_ids(sb)[0]
     assert read_text(dst + "/a/b/up") == "content 3\n"
     assert inside(sb, "cat /%s/dst/a/b/up; stat -c %%u /%s/dst/a/f1\n" % (work, work)) == "content 3\n1000\n"
     # A second run redoes only what files/ shows differently on purpose (docs/files.md):
-    # the squashed owner of f1 and the "../" symlink, which readlink gives as a path
-    # through the mount.
+    # the squashed owner of f1 (and of f2 where the sandbox user is not host uid 1000:
+    # local sandboxes have ids of their own) and the "../" symlink, which readlink gives
+    # as a path through the mount.
     r = sh("rsync", "-a", "--itemize-changes", str(src) + "/", dst + "/")
     assert r.returncode == 0, r
-    assert sorted(l.split()[1] for l in r.stdout.splitlines()) == ["a/b/up", "a/f1"], r.stdout
+    redone = ["a/b/up", "a/f1"] + (["a/f2"] if sandbox_user_ids(sb)[0] != 1000 else [])
+    assert sorted(l.split()[1] for l in r.stdout.splitlines()) == sorted(redone), r.stdout

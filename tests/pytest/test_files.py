@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from sbxtest import read_text, write_file
+from sbxtest import read_text, sandbox_user_ids, write_file
 
 
 def test_files_is_sandbox_root(sb):
@@ -83,8 +83,10 @@ def test_created_files_belong_to_user(sb):
     d = sb.files("home/user/owned-dir")
     write_file(f, "x")
     os.mkdir(d)
-    assert os.stat(f).st_uid == 1000
-    assert os.stat(d).st_uid == 1000
+    uid = sandbox_user_ids(sb)[0]
+    assert uid != 0
+    assert os.stat(f).st_uid == uid
+    assert os.stat(d).st_uid == uid
     r = sb.run("sh", "stat -c %u /home/user/owned.txt /home/user/owned-dir\n")
     assert r.stdout == "1000\n1000\n", r
     # the sandbox user can change and remove them
@@ -95,7 +97,7 @@ def test_created_files_belong_to_user(sb):
 
 def test_files_inside_owned_by_user_seen_outside(sb):
     sb.run("sh", "echo x > /home/user/from-inside\n")
-    assert os.stat(sb.files("home/user/from-inside")).st_uid == 1000
+    assert os.stat(sb.files("home/user/from-inside")).st_uid == sandbox_user_ids(sb)[0]
 
 
 def test_missing_file_enoent(sb):

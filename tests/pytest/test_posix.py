@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from sbxtest import read_text, write_file
+from sbxtest import read_text, sandbox_user_ids, write_file
 
 libc = ctypes.CDLL(None, use_errno=True)
 RENAME_NOREPLACE = 1
@@ -328,18 +328,20 @@ def test_utimens(d):
     assert os.stat(p).st_mtime_ns != 6_000_000_000
 
 
-def test_chown_to_sandbox_users(d):
+def test_chown_to_sandbox_users(d, sb):
+    # files/ shows the sandbox user as its host ids (sandbox_user_ids); a local directory, 1000
+    uid, gid = sandbox_user_ids(sb) if d.startswith(sb.mount.mnt) else (1000, 1000)
     p = j(d, "o")
     write_file(p, "x")
-    os.chown(p, 1000, 1000)
+    os.chown(p, uid, gid)
     st = os.stat(p)
-    assert (st.st_uid, st.st_gid) == (1000, 1000)
+    assert (st.st_uid, st.st_gid) == (uid, gid)
     os.chown(p, 0, 0)
     st = os.stat(p)
     assert (st.st_uid, st.st_gid) == (0, 0)
     os.symlink("o", j(d, "l"))
-    os.chown(j(d, "l"), 1000, 1000, follow_symlinks=False)
-    assert os.lstat(j(d, "l")).st_uid == 1000 and os.stat(p).st_uid == 0
+    os.chown(j(d, "l"), uid, gid, follow_symlinks=False)
+    assert os.lstat(j(d, "l")).st_uid == uid and os.stat(p).st_uid == 0
 
 
 def test_user_xattrs(d):
@@ -422,12 +424,20 @@ def test_owner_and_ls_agree_inside(sb):
     inside = sb.run("sh", "ls -ln --time-style=+%%s /%s\n" % base)
     assert inside.exit == 0, inside
 
-    def cols(text):
-        return sorted(tuple(l.split()[1:4]) + (l.split()[-1],) for l in text.splitlines()[1:])
+    uid, gid = sandbox_user_ids(sb)
+    as_inside = {str(uid): "1000", str(gid): "1000"}
+    if uid != 1000:
+        # a local sandbox maps only its own id block: the host's root shows as nobody inside
+        as_inside["0"] = "65534"
 
-    assert cols(outside) == cols(inside.stdout), (outside, inside.stdout)
+    def cols(text, ids=None):
+        ids = ids or {}
+        return sorted((l.split()[1], ids.get(l.split()[2], l.split()[2]), ids.get(l.split()[3], l.split()[3]),
+                       l.split()[-1]) for l in text.splitlines()[1:])
+
+    assert cols(outside, as_inside) == cols(inside.stdout), (outside, inside.stdout)
     for name in ("sub", "fifo", "l"):
-        assert os.lstat(sb.files(base + "/" + name)).st_uid == 1000
+        assert os.lstat(sb.files(base + "/" + name)).st_uid == uid
     assert os.lstat(sb.files(base + "/f")).st_uid == 0      # chowned through its hard link
 
 
@@ -436,7 +446,7 @@ def test_chown_foreign_ids_become_sandbox_user(sb):
     write_file(p, "x")
     os.chown(p, 4321, 4321)
     st = os.stat(p)
-    assert (st.st_uid, st.st_gid) == (1000, 1000)
+    assert (st.st_uid, st.st_gid) == sandbox_user_ids(sb)
 
 
 def test_only_user_xattrs(sb):

@@ -273,9 +273,14 @@ int main(int argc, char **argv)
 		      strstr(out, "CapAmb: 0000000000000000") && strstr(out, "NoNewPrivs: 1") && strstr(out, "Seccomp: 2"),
 	      "no capabilities, no_new_privs, seccomp filter");
 	free(out);
-	out = sh(in, "grep -E '^(Cap|Uid)' /proc/2/status | tr -s '\\t ' ' '", &ex);
-	check(strstr(out, "CapBnd: 0000000000000000") && strstr(out, "CapPrm: 0000000000000000") &&
-		      strstr(out, "Uid: 1000 1000 1000 1000"), "agent (pid 2) is uid 1000 with no capabilities");
+	/* The agent: root of the sandbox's own user namespace, with only setuid/setgid/kill/setpcap. */
+	out = sh(in, "grep -E '^(Cap|Uid)' /proc/2/status | tr -s '\\t ' ' '; cat /proc/2/uid_map | tr -s ' '", &ex);
+	check(strstr(out, "CapBnd: 00000000000001e0") && strstr(out, "CapPrm: 00000000000001e0") &&
+		      strstr(out, "CapInh: 0000000000000000") && strstr(out, "Uid: 0 0 0 0") && strstr(out, " 0 1879"),
+	      "agent (pid 2) is root of its own id block with four capabilities (%s)", out);
+	free(out);
+	out = sh(in, "kill -STOP 2; echo $?; kill -STOP -1; ls /proc/2/fd 2>&1 | head -1", &ex);
+	check(strstr(out, "1\n") && strstr(out, "Permission denied"), "code cannot stop or look into the agent (%s)", out);
 	free(out);
 	out = sh(in, "ls -A /root 2>/dev/null | wc -l; test -e /work && echo work; ls /home; ls -A /tmp | wc -l; "
 		     "test -e /etc/shadow && echo shadow; grep -c . /etc/passwd; id -un", &ex);

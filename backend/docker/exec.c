@@ -405,14 +405,84 @@ static int dk_exec_create(struct sbx_backend *be, const char *cname, struct sbx_
 	return 0;
 }
 
+/* A process handle: its private directory's name (DIR), a copy of the script, the eventfd. */
+static struct sbx_proc *dk_proc_new(struct sbx_instance *inst, const struct sbx_exec *ex,
+				    struct sbx_err *err)
+{
+	struct sbx_proc *p = calloc(1, sizeof(*p));
+	uint32_t rnd = 0;
+	uint64_t seq;
+
+	if (!p) {
+		sbx_err_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	p->be = inst->be;
+	p->in_fd = p->out_fd = p->err_fd = p->pidfd = -1;
+	p->st.fd = -1;
+	pthread_mutex_init(&p->lock, NULL);
+	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->wake_fd < 0) {
+		sbx_err_sys(err, errno, "eventfd");
+		dk_proc_free(p);
+		return NULL;
+	}
+	pthread_mutex_lock(&inst->lock);
+	seq = ++inst->exec_seq;
+	pthread_mutex_unlock(&inst->lock);
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+		rnd = (uint32_t)dk_now_ns();
+	snprintf(p->dir, sizeof(p->dir), "/tmp/.sbxfs/%llu.%08x", (unsigned long long)seq, rnd);
+	p->cname = strdup(inst->cname);
+	p->script = ex->script ? malloc(ex->script_len ? ex->script_len : 1) : NULL;
+	if (!p->cname || (ex->script && !p->script)) {
+		sbx_err_set(err, ENOMEM, "out of memory");
+		dk_proc_free(p);
+		return NULL;
+	}
+	if (ex->script)
+		memcpy(p->script, ex->script, ex->script_len);
+	p->script_len = ex->script ? ex->script_len : 0;
+	return p;
+}
+
+/* Our copies of the three descriptors; stdin non-blocking for the pump. */
+static int dk_dup_fds(struct sbx_proc *p, const struct sbx_exec *ex, struct sbx_err *err)
+{
+	int r = dk_dup(ex->stdin_fd, &p->in_fd, err);
+
+	if (r == 0)
+		r = dk_dup(ex->stdout_fd, &p->out_fd, err);
+	if (r == 0)
+		r = dk_dup(ex->stderr_fd, &p->err_fd, err);
+	if (r == 0 && p->in_fd >= 0)
+		fcntl(p->in_fd, F_SETFL, fcntl(p->in_fd, F_GETFL) | O_NONBLOCK);
+	return r;
+}
+
+/* POST /exec/ID/start, hijacked, and the pump thread on its stream. */
+static int dk_exec_start(struct sbx_proc *p, struct sbx_err *err)
+{
+	char path[128];
+	int r;
+
+	snprintf(path, sizeof(path), "/exec/%s/start", p->exec_id);
+	r = dk_hijack(&p->be->eng, path, "{\"Detach\":false,\"Tty\":false}", &p->st, err);
+	if (r < 0)
+		return r;
+	r = pthread_create(&p->pump, NULL, dk_pump_main, p);
+	if (r != 0)
+		return sbx_err_sys(err, r, "starting the exec stream thread");
+	p->pump_started = true;
+	return 0;
+}
+
 int dk_exec_spawn(struct sbx_instance *inst, const struct sbx_exec *ex, struct sbx_proc **out,
 		  struct sbx_err *err)
 {
-	struct json_object *body = NULL;
-	char script_path[160], *path = NULL;
+	struct json_object *body;
+	char script_path[160];
 	struct sbx_proc *p;
-	uint32_t rnd = 0;
-	uint64_t seq;
 	int r;
 
 	*out = NULL;
@@ -421,80 +491,28 @@ int dk_exec_spawn(struct sbx_instance *inst, const struct sbx_exec *ex, struct s
 	if (ex->script && (!ex->script_name || !*ex->script_name || strchr(ex->script_name, '/')))
 		return sbx_err_set(err, EINVAL, "bad script name '%s'",
 				   ex->script_name ? ex->script_name : "");
-	p = calloc(1, sizeof(*p));
+	p = dk_proc_new(inst, ex, err);
 	if (!p)
-		return sbx_err_set(err, ENOMEM, "out of memory");
-	p->be = inst->be;
-	p->in_fd = p->out_fd = p->err_fd = p->pidfd = -1;
-	p->st.fd = -1;
-	pthread_mutex_init(&p->lock, NULL);
-	p->cname = strdup(inst->cname);
-	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!p->cname || p->wake_fd < 0) {
-		r = p->wake_fd < 0 ? sbx_err_sys(err, errno, "eventfd") :
-				     sbx_err_set(err, ENOMEM, "out of memory");
-		dk_proc_free(p);
-		return r;
-	}
-
-	pthread_mutex_lock(&inst->lock);
-	seq = ++inst->exec_seq;
-	pthread_mutex_unlock(&inst->lock);
-	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
-		rnd = (uint32_t)dk_now_ns();
-	snprintf(p->dir, sizeof(p->dir), "/tmp/.sbxfs/%llu.%08x", (unsigned long long)seq, rnd);
-	if (ex->script) {
+		return sbx_err_wrap(err, "starting '%s'", ex->argv[0]);
+	if (ex->script)
 		snprintf(script_path, sizeof(script_path), "%s/%s", p->dir, ex->script_name);
-		p->script = malloc(ex->script_len ? ex->script_len : 1);
-		if (!p->script) {
-			r = sbx_err_set(err, ENOMEM, "out of memory");
-			goto out_free;
-		}
-		memcpy(p->script, ex->script, ex->script_len);
-		p->script_len = ex->script_len;
-	}
-
 	body = dk_exec_body(ex, p->dir, ex->script ? script_path : NULL, ex->script_len);
-	r = dk_exec_create(p->be, p->cname, inst,
-			   json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
-			   p->exec_id, sizeof(p->exec_id), err);
-	if (r < 0)
-		goto out_free;
-	r = dk_dup(ex->stdin_fd, &p->in_fd, err);
-	if (r == 0)
-		r = dk_dup(ex->stdout_fd, &p->out_fd, err);
-	if (r == 0)
-		r = dk_dup(ex->stderr_fd, &p->err_fd, err);
-	if (r < 0)
-		goto out_free;
-	if (p->in_fd >= 0)
-		fcntl(p->in_fd, F_SETFL, fcntl(p->in_fd, F_GETFL) | O_NONBLOCK);
-
-	if (asprintf(&path, "/exec/%s/start", p->exec_id) < 0) {
-		path = NULL;
-		r = sbx_err_set(err, ENOMEM, "out of memory");
-		goto out_free;
-	}
-	r = dk_hijack(&inst->be->eng, path, "{\"Detach\":false,\"Tty\":false}", &p->st, err);
-	if (r < 0)
-		goto out_free;
-	r = pthread_create(&p->pump, NULL, dk_pump_main, p);
-	if (r != 0) {
-		r = sbx_err_sys(err, r, "starting the exec stream thread");
-		goto out_free;
-	}
-	p->pump_started = true;
-	free(path);
+	r = body ? dk_exec_create(p->be, p->cname, inst,
+				  json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
+				  p->exec_id, sizeof(p->exec_id), err)
+		 : sbx_err_set(err, ENOMEM, "out of memory");
 	json_object_put(body);
+	if (r == 0)
+		r = dk_dup_fds(p, ex, err);
+	if (r == 0)
+		r = dk_exec_start(p, err);
+	if (r < 0) {
+		/* An exec created but never started holds nothing in the engine. */
+		dk_proc_free(p);
+		return sbx_err_wrap(err, "starting '%s'", ex->argv[0]);
+	}
 	*out = p;
 	return 0;
-
-out_free:
-	/* An exec created but never started holds nothing in the engine. */
-	free(path);
-	json_object_put(body);
-	dk_proc_free(p);
-	return sbx_err_wrap(err, "starting '%s'", ex->argv[0]);
 }
 
 /* --- wait ------------------------------------------------------------------ */

@@ -425,24 +425,20 @@ static int dk_send_all(struct dk_stream *st, const char *buf, size_t len)
 	return 0;
 }
 
-int dk_hijack(const struct dk_engine *eng, const char *path, const char *body,
-	      struct dk_stream *st, struct sbx_err *err)
+/* A connect-only curl handle to the engine: its socket is the stream's. */
+static int dk_hijack_connect(const struct dk_engine *eng, const char *path, struct dk_stream *st,
+			     struct sbx_err *err)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
-	char *url = NULL, *req = NULL, *hdr = NULL;
-	size_t hlen = 0, hcap = 4096;
 	curl_socket_t sock = CURL_SOCKET_BAD;
-	const char *end = NULL;
-	long status = 0;
+	char *url = NULL;
 	CURLcode cc;
 	CURL *c;
-	int r;
 
-	memset(st, 0, sizeof(*st));
-	st->fd = -1;
 	c = dk_easy(eng, path, &url);
 	if (!c)
 		return sbx_err_set(err, ENOMEM, "out of memory");
+	free(url);
 	curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	cc = curl_easy_perform(c);
@@ -450,15 +446,89 @@ int dk_hijack(const struct dk_engine *eng, const char *path, const char *body,
 		int e = dk_curl_errno(cc);
 
 		curl_easy_cleanup(c);
-		free(url);
 		return sbx_err_set(err, e, "docker engine at '%s' is not reachable: %s", eng->host,
 				   e == ECONNREFUSED ? sbx_errstr(e) : errbuf[0] ? errbuf : curl_easy_strerror(cc));
 	}
-	free(url);
 	st->curl = c;
 	curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &sock);
 	st->fd = (int)sock;
+	return 0;
+}
 
+/* Reads into hdr (capacity hcap, NUL-terminated) up to the blank line ending the HTTP head;
+ * *end points past it. */
+static int dk_hijack_head(const struct dk_engine *eng, const char *path, struct dk_stream *st,
+			  char *hdr, size_t hcap, size_t *hlen, const char **end, struct sbx_err *err)
+{
+	*end = NULL;
+	while (!*end) {
+		long n;
+		int r;
+
+		if (*hlen == hcap)
+			return sbx_err_set(err, EPROTO, "docker: answer to POST %s has too long a header",
+					   path);
+		n = dk_stream_recv(st, hdr + *hlen, hcap - *hlen);
+		if (n == -EAGAIN) {
+			r = dk_wait_fd(st->fd, POLLIN, DK_TIMEOUT_MS);
+			if (r < 0)
+				return sbx_err_sys(err, -r, "docker engine at '%s': waiting for POST %s",
+						   eng->host, path);
+			continue;
+		}
+		if (n <= 0)
+			return sbx_err_set(err, ECONNRESET, "docker engine at '%s' closed POST %s unanswered",
+					   eng->host, path);
+		*hlen += (size_t)n;
+		hdr[*hlen] = '\0';
+		*end = strstr(hdr, "\r\n\r\n");
+	}
+	*end += 4;
+	return 0;
+}
+
+/* An error answer: its JSON body (Content-Length) follows; takes what is here or comes soon. */
+static int dk_hijack_error(struct dk_stream *st, long status, char *hdr, size_t hcap, size_t hlen,
+			   const char *body, struct sbx_err *err)
+{
+	struct dk_resp tmp = {status, NULL, 0};
+	char msg[SBX_ERR_MSG_MAX];
+	size_t have = hlen - (size_t)(body - hdr);
+
+	while (have < 1024 && hlen < hcap && dk_wait_fd(st->fd, POLLIN, 200) == 0) {
+		long n = dk_stream_recv(st, hdr + hlen, hcap - hlen);
+
+		if (n <= 0 && n != -EAGAIN)
+			break;
+		if (n > 0) {
+			hlen += (size_t)n;
+			have += (size_t)n;
+			hdr[hlen] = '\0';
+			if (strchr(body, '}'))
+				break;
+		}
+	}
+	tmp.body = (char *)body;
+	tmp.len = strlen(body);
+	dk_engine_message(&tmp, msg, sizeof(msg));
+	return sbx_err_set(err, dk_http_errno(status, msg), "docker: %s", msg);
+}
+
+int dk_hijack(const struct dk_engine *eng, const char *path, const char *body,
+	      struct dk_stream *st, struct sbx_err *err)
+{
+	const size_t hcap = 4096;
+	char *req = NULL, *hdr = NULL;
+	const char *end = NULL;
+	size_t hlen = 0;
+	long status = 0;
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	st->fd = -1;
+	r = dk_hijack_connect(eng, path, st, err);
+	if (r < 0)
+		return r;
 	if (asprintf(&req,
 		     "POST %s%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
 		     "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: %zu\r\n\r\n%s",
@@ -473,69 +543,20 @@ int dk_hijack(const struct dk_engine *eng, const char *path, const char *body,
 		r = sbx_err_sys(err, -r, "docker engine at '%s': sending POST %s", eng->host, path);
 		goto out_close;
 	}
-
-	/* The HTTP answer: headers up to the blank line; what follows is already stream. */
 	hdr = malloc(hcap + 1);
-	if (!hdr) {
-		r = sbx_err_set(err, ENOMEM, "out of memory");
+	r = hdr ? dk_hijack_head(eng, path, st, hdr, hcap, &hlen, &end, err)
+		: sbx_err_set(err, ENOMEM, "out of memory");
+	if (r < 0)
 		goto out_close;
-	}
-	while (!end) {
-		long n;
-
-		if (hlen == hcap) {
-			r = sbx_err_set(err, EPROTO, "docker: answer to POST %s has too long a header", path);
-			goto out_close;
-		}
-		n = dk_stream_recv(st, hdr + hlen, hcap - hlen);
-		if (n == -EAGAIN) {
-			r = dk_wait_fd(st->fd, POLLIN, DK_TIMEOUT_MS);
-			if (r < 0) {
-				r = sbx_err_sys(err, -r, "docker engine at '%s': waiting for POST %s",
-						eng->host, path);
-				goto out_close;
-			}
-			continue;
-		}
-		if (n <= 0) {
-			r = sbx_err_set(err, ECONNRESET, "docker engine at '%s' closed POST %s unanswered",
-					eng->host, path);
-			goto out_close;
-		}
-		hlen += (size_t)n;
-		hdr[hlen] = '\0';
-		end = strstr(hdr, "\r\n\r\n");
-	}
 	if (sscanf(hdr, "HTTP/1.%*d %ld", &status) != 1) {
 		r = sbx_err_set(err, EPROTO, "docker: bad answer to POST %s", path);
 		goto out_close;
 	}
-	end += 4;
 	if (status != 101 && status != 200) {
-		/* An error: the JSON body (Content-Length) follows; take what is here or comes soon. */
-		struct dk_resp tmp = {status, NULL, 0};
-		char msg[SBX_ERR_MSG_MAX];
-		size_t have = hlen - (size_t)(end - hdr);
-
-		while (have < 1024 && hlen < hcap && dk_wait_fd(st->fd, POLLIN, 200) == 0) {
-			long n = dk_stream_recv(st, hdr + hlen, hcap - hlen);
-
-			if (n <= 0 && n != -EAGAIN)
-				break;
-			if (n > 0) {
-				hlen += (size_t)n;
-				have += (size_t)n;
-				hdr[hlen] = '\0';
-				if (strchr(end, '}'))
-					break;
-			}
-		}
-		tmp.body = (char *)end;
-		tmp.len = strlen(end);
-		dk_engine_message(&tmp, msg, sizeof(msg));
-		r = sbx_err_set(err, dk_http_errno(status, msg), "docker: %s", msg);
+		r = dk_hijack_error(st, status, hdr, hcap, hlen, end, err);
 		goto out_close;
 	}
+	/* What came after the head is already stream. */
 	st->pending_len = hlen - (size_t)(end - hdr);
 	if (st->pending_len) {
 		st->pending = malloc(st->pending_len);

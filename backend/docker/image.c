@@ -280,6 +280,36 @@ static void dk_tmpl_gen_free(struct dk_tmpl_gen *g)
 }
 
 /* Builds the list from the engine's labelled images; NULL on failure (keep the old one). */
+/* Adds one labelled image to g, unless its name is bad, `default` or already there. */
+static void dk_tmpl_gen_add(struct dk_tmpl_gen *g, struct json_object *img)
+{
+	struct json_object *tags = dk_json_path(img, "RepoTags");
+	const char *name = dk_image_label(img), *tag = NULL;
+	char *desc = NULL;
+
+	if (!dk_tmpl_name_ok(name) || strcmp(name, "default") == 0)
+		return;
+	for (size_t k = 0; k < g->n; k++)
+		if (strcmp(g->infos[k].name, name) == 0)
+			return;
+	if (tags && json_object_is_type(tags, json_type_array) && json_object_array_length(tags))
+		tag = json_object_get_string(json_object_array_get_idx(tags, 0));
+	if (!tag)
+		tag = dk_json_str(img, "Id") ? dk_json_str(img, "Id") : "?";
+	if (asprintf(&desc, "Local Docker image %s, labelled sbxfs.template=%s.\n"
+		     "Runs as user (uid 1000) in /home/user, no network, all capabilities dropped.\n",
+		     tag, name) < 0)
+		return;
+	g->infos[g->n].name = strdup(name);
+	g->infos[g->n].description = desc;
+	if (!g->infos[g->n].name) {
+		free(desc);
+		return;
+	}
+	g->list[1 + g->n] = &g->infos[g->n];
+	g->n++;
+}
+
 static struct dk_tmpl_gen *dk_tmpl_gen_new(struct sbx_backend *be)
 {
 	struct json_object *imgs = NULL;
@@ -301,34 +331,8 @@ static struct dk_tmpl_gen *dk_tmpl_gen_new(struct sbx_backend *be)
 		return NULL;
 	}
 	g->list[0] = &be->tmpl_default;
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *img = json_object_array_get_idx(imgs, i);
-		struct json_object *tags = dk_json_path(img, "RepoTags");
-		const char *name = dk_image_label(img), *tag = NULL;
-		bool dup = false;
-		char *desc = NULL;
-
-		if (!dk_tmpl_name_ok(name) || strcmp(name, "default") == 0)
-			continue;
-		for (size_t k = 0; k < g->n; k++)
-			dup = dup || strcmp(g->infos[k].name, name) == 0;
-		if (dup)
-			continue;
-		if (tags && json_object_is_type(tags, json_type_array) && json_object_array_length(tags))
-			tag = json_object_get_string(json_object_array_get_idx(tags, 0));
-		if (asprintf(&desc, "Local Docker image %s, labelled sbxfs.template=%s.\n"
-			     "Runs as user (uid 1000) in /home/user, no network, all capabilities dropped.\n",
-			     tag ? tag : dk_json_str(img, "Id") ? dk_json_str(img, "Id") : "?", name) < 0)
-			continue;
-		g->infos[g->n].name = strdup(name);
-		g->infos[g->n].description = desc;
-		if (!g->infos[g->n].name) {
-			free(desc);
-			continue;
-		}
-		g->list[1 + g->n] = &g->infos[g->n];
-		g->n++;
-	}
+	for (size_t i = 0; i < n; i++)
+		dk_tmpl_gen_add(g, json_object_array_get_idx(imgs, i));
 	json_object_put(imgs);
 	return g;
 }

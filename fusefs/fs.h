@@ -14,6 +14,7 @@
 
 #include "../control/control.h"
 #include "node.h"
+#include "pt.h"
 
 /* An open synthetic file. */
 struct handle {
@@ -65,11 +66,8 @@ struct fs {
 	struct handle *handles;            /* every open synthetic handle, freed at shutdown */
 	pthread_mutex_t pending_lock;      /* pending.c: who answers a kept request; a leaf */
 	struct notify_state notify;        /* notify.c */
-	/*
-	 * passthrough.c and watch.c still keep their state in file-scope
-	 * variables; it moves here (struct pt_state, struct watch_state) when
-	 * their owner reworks them (issue 9).
-	 */
+	struct pt_state pt;                /* pt_cache.c: descriptors of files/ nodes */
+	/* watch.c still keeps its state in file-scope variables (see watch.c). */
 };
 
 extern struct fs fs;

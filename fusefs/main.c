@@ -252,6 +252,7 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	node_table_init(&root_dirtab);
+	pt_init();      /* raises RLIMIT_NOFILE to its hard limit, before any thread */
 	cfg.name_reserved = root_name_reserved;
 	if (ctl_open(&cfg, &fs.ctl, &err)) {
 		fprintf(stderr, "sbxfs: %s\n", err.msg);

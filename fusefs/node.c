@@ -1,5 +1,6 @@
 /* node.c - the inode table: a hash of nodes by key, with lookup counts. */
 #include "fs.h"
+#include "pt.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -121,7 +122,7 @@ struct node *node_synth(struct node *parent, const char *name, const struct dirt
 	return n;
 }
 
-struct node *node_pt(struct sandbox *sb, int fd, dev_t dev, ino_t ino)
+struct node *node_pt(struct sandbox *sb, dev_t dev, ino_t ino, uid_t uid, gid_t gid)
 {
 	size_t b = hash_pt(sb, dev, ino);
 	struct node *n;
@@ -131,25 +132,40 @@ struct node *node_pt(struct sandbox *sb, int fd, dev_t dev, ino_t ino)
 		if (!n->name && n->sb == sb && n->dev == dev && n->ino == ino) {
 			n->nlookup++;
 			pthread_mutex_unlock(&fs.nodes.lock);
-			close(fd);
 			return n;
 		}
 	}
 	n = calloc(1, sizeof(*n));
 	if (!n) {
 		pthread_mutex_unlock(&fs.nodes.lock);
-		close(fd);
 		return NULL;
 	}
 	n->ops = &pt_node_ops;
 	n->nlookup = 1;
-	n->fd = fd;
+	n->fd = -1;
 	n->dev = dev;
 	n->ino = ino;
+	n->sb_uid = uid;
+	n->sb_gid = gid;
 	n->sb = sb;
 	sandbox_ref(sb);
 	n->hnext = fs.nodes.buckets[b];
 	fs.nodes.buckets[b] = n;
+	pthread_mutex_unlock(&fs.nodes.lock);
+	return n;
+}
+
+struct node *node_pt_hold(struct sandbox *sb, dev_t dev, ino_t ino)
+{
+	size_t b = hash_pt(sb, dev, ino);
+	struct node *n;
+
+	pthread_mutex_lock(&fs.nodes.lock);
+	for (n = fs.nodes.buckets[b]; n; n = n->hnext)
+		if (!n->name && n->sb == sb && n->dev == dev && n->ino == ino) {
+			n->nlookup++;
+			break;
+		}
 	pthread_mutex_unlock(&fs.nodes.lock);
 	return n;
 }
@@ -191,8 +207,8 @@ void node_forget(struct node *n, uint64_t nlookup)
 		}
 	}
 	pthread_mutex_unlock(&fs.nodes.lock);
-	if (n->fd >= 0)
-		close(n->fd);
+	if (n->ops == &pt_node_ops)
+		pt_node_drop(n);        /* its fd and where it was seen */
 	if (n->sb)
 		sandbox_put(n->sb);
 	free(n->name);

@@ -91,7 +91,16 @@ struct node {
 	struct sandbox *sb;       /* a reference, for every node below a sandbox */
 	uint64_t run;             /* runs/N/ and what is in it, results/N-figure-K.png */
 	char *ctx;                /* the context a node is in (contexts/CTX and below), else NULL */
-	int fd;                   /* passthrough: O_PATH fd, owned */
+	int fd;                   /* passthrough: O_PATH fd, or -1 while the cache has it closed */
+	/* passthrough, the rest (pt_cache.c; guarded by fs.pt.lock) */
+	unsigned int fd_users;    /* operations using fd now: it is not closed under them */
+	bool pt_root;             /* files/ itself: keeps its fd */
+	dev_t pdev;               /* where it was last seen: its parent directory's (dev, ino) */
+	ino_t pino;
+	char *pname;              /* and its name there */
+	struct node *lru_prev, *lru_next;   /* fs.pt's list of nodes holding an fd */
+	uid_t sb_uid;             /* the sandbox user's host ids, set at the node's making */
+	gid_t sb_gid;
 };
 
 /*
@@ -135,9 +144,16 @@ fuse_ino_t node_dirent_ino(const struct node *parent, const char *name);
 
 /*
  * Finds or makes the passthrough node for (sb, dev, ino) and counts one
- * lookup. Takes ownership of fd (closes it when a node already exists).
+ * lookup. A new one gets the sandbox user's ids uid/gid and no fd (see
+ * pt_adopt). NULL on out of memory.
  */
-struct node *node_pt(struct sandbox *sb, int fd, dev_t dev, ino_t ino);
+struct node *node_pt(struct sandbox *sb, dev_t dev, ino_t ino, uid_t uid, gid_t gid);
+
+/*
+ * The passthrough node (sb, dev, ino) with one lookup counted (drop it with
+ * node_forget(n, 1)), or NULL when the table has none.
+ */
+struct node *node_pt_hold(struct sandbox *sb, dev_t dev, ino_t ino);
 
 /*
  * The inode number of the passthrough node (sb, dev, ino) if the kernel holds

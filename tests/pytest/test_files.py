@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from sbxtest import read_text, sandbox_user_ids, write_file
+from sbxtest import read_text, write_file
 
 
 def test_files_is_sandbox_root(sb):
@@ -83,10 +83,9 @@ def test_created_files_belong_to_user(sb):
     d = sb.files("home/user/owned-dir")
     write_file(f, "x")
     os.mkdir(d)
-    uid = sandbox_user_ids(sb)[0]
-    assert uid != 0
-    assert os.stat(f).st_uid == uid
-    assert os.stat(d).st_uid == uid
+    # the id-mapped view: the sandbox user shows as the mount's owner outside
+    assert (os.stat(f).st_uid, os.stat(f).st_gid) == (os.getuid(), os.getgid())
+    assert os.stat(d).st_uid == os.getuid()
     r = sb.run("sh", "stat -c %u /home/user/owned.txt /home/user/owned-dir\n")
     assert r.stdout == "1000\n1000\n", r
     # the sandbox user can change and remove them
@@ -96,8 +95,11 @@ def test_created_files_belong_to_user(sb):
 
 
 def test_files_inside_owned_by_user_seen_outside(sb):
+    """What the sandbox user makes shows as the mount owner's; root's files inside stay root's."""
     sb.run("sh", "echo x > /home/user/from-inside\n")
-    assert os.stat(sb.files("home/user/from-inside")).st_uid == sandbox_user_ids(sb)[0]
+    st = os.stat(sb.files("home/user/from-inside"))
+    assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
+    assert os.stat(sb.files("etc/passwd")).st_uid == 0
 
 
 def test_missing_file_enoent(sb):

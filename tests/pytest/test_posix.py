@@ -11,6 +11,7 @@ import errno
 import fcntl
 import os
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import uuid
 
 import pytest
 
-from sbxtest import read_text, sandbox_user_ids, write_file
+from sbxtest import read_text, write_file
 
 libc = ctypes.CDLL(None, use_errno=True)
 RENAME_NOREPLACE = 1
@@ -42,6 +43,13 @@ def d(request, tmp_path, sb):
     p = sb.files("home/user/posix-" + uuid.uuid4().hex[:8])
     os.mkdir(p)
     return p
+
+
+# A POSIX ACL (xattr form, version 2): owner rw, user 4321 r, group r, mask r, other r.
+ACL_WITH_USER_4321 = struct.pack("<I", 2) + b"".join(
+    struct.pack("<HHI", tag, perm, uid) for tag, perm, uid in
+    ((0x01, 6, 0xffffffff), (0x02, 4, 4321), (0x04, 4, 0xffffffff), (0x10, 4, 0xffffffff),
+     (0x20, 4, 0xffffffff)))
 
 
 def j(*a):
@@ -328,22 +336,6 @@ def test_utimens(d):
     assert os.stat(p).st_mtime_ns != 6_000_000_000
 
 
-def test_chown_to_sandbox_users(d, sb):
-    # files/ shows the sandbox user as its host ids (sandbox_user_ids); a local directory, 1000
-    uid, gid = sandbox_user_ids(sb) if d.startswith(sb.mount.mnt) else (1000, 1000)
-    p = j(d, "o")
-    write_file(p, "x")
-    os.chown(p, uid, gid)
-    st = os.stat(p)
-    assert (st.st_uid, st.st_gid) == (uid, gid)
-    os.chown(p, 0, 0)
-    st = os.stat(p)
-    assert (st.st_uid, st.st_gid) == (0, 0)
-    os.symlink("o", j(d, "l"))
-    os.chown(j(d, "l"), uid, gid, follow_symlinks=False)
-    assert os.lstat(j(d, "l")).st_uid == uid and os.stat(p).st_uid == 0
-
-
 def test_user_xattrs(d):
     p = j(d, "x")
     write_file(p, "x")
@@ -412,41 +404,50 @@ def test_locks_conflict_between_processes(d, kind):
 # ---- only through the mount ----
 
 def test_owner_and_ls_agree_inside(sb):
+    """ls -ln outside and inside agree but for the id-mapped owner: the sandbox user (1000
+    inside) shows as the mount's owner outside."""
     base = "home/user/own-" + uuid.uuid4().hex[:6]
     os.makedirs(sb.files(base + "/sub"))
     write_file(sb.files(base + "/f"), "x")
     os.mkfifo(sb.files(base + "/fifo"))
     os.symlink("f", sb.files(base + "/l"))
     os.link(sb.files(base + "/f"), sb.files(base + "/hard"))
-    os.chown(sb.files(base + "/hard"), 0, 0)
     outside = subprocess.run(["ls", "-ln", "--time-style=+%s", sb.files(base)],
                              capture_output=True, text=True, check=True).stdout
     inside = sb.run("sh", "ls -ln --time-style=+%%s /%s\n" % base)
     assert inside.exit == 0, inside
 
-    uid, gid = sandbox_user_ids(sb)
-    as_inside = {str(uid): "1000", str(gid): "1000"}
-    if uid != 1000:
-        # a local sandbox maps only its own id block: the host's root shows as nobody inside
-        as_inside["0"] = "65534"
+    def cols(text, owner):
+        rows = []
+        for l in text.splitlines()[1:]:
+            c = l.split()
+            rows.append((c[0], c[1], owner.get(c[2], c[2]), owner.get(c[3], c[3]), c[-1]))
+        return sorted(rows)
 
-    def cols(text, ids=None):
-        ids = ids or {}
-        return sorted((l.split()[1], ids.get(l.split()[2], l.split()[2]), ids.get(l.split()[3], l.split()[3]),
-                       l.split()[-1]) for l in text.splitlines()[1:])
-
-    assert cols(outside, as_inside) == cols(inside.stdout), (outside, inside.stdout)
-    for name in ("sub", "fifo", "l"):
-        assert os.lstat(sb.files(base + "/" + name)).st_uid == uid
-    assert os.lstat(sb.files(base + "/f")).st_uid == 0      # chowned through its hard link
+    mapped = {"1000": str(os.getuid())}
+    assert cols(outside, {}) == cols(inside.stdout, mapped), (outside, inside.stdout)
+    for name in ("sub", "fifo", "l", "f"):
+        assert os.lstat(sb.files(base + "/" + name)).st_uid == os.getuid()
 
 
-def test_chown_foreign_ids_become_sandbox_user(sb):
-    p = sb.files("home/user/foreign-" + uuid.uuid4().hex[:6])
+def test_chown_gives_the_sandbox_user(sb):
+    """chown through files/, to anyone (the caller, root, a foreign id), gives the sandbox user:
+    id 1000 inside, the mount's owner outside; a symlink's own owner only, never its target's."""
+    base = "home/user/chown-" + uuid.uuid4().hex[:6]
+    os.mkdir(sb.files(base))
+    p = sb.files(base + "/f")
     write_file(p, "x")
-    os.chown(p, 4321, 4321)
-    st = os.stat(p)
-    assert (st.st_uid, st.st_gid) == sandbox_user_ids(sb)
+    for uid, gid in ((4321, 4321), (0, 0), (os.getuid(), os.getgid()), (1000, 1000)):
+        os.chown(p, uid, gid)
+        st = os.stat(p)
+        assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid()), (uid, gid)
+    os.chmod(p, 0o4755)
+    os.chown(p, 0, -1)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o755     # chown clears set-uid, as natively
+    os.symlink("/etc/passwd", sb.files(base + "/l"))
+    os.chown(sb.files(base + "/l"), 0, 0, follow_symlinks=False)
+    r = sb.run("sh", "stat -c '%%u %%g' /%s/f; stat -c %%u /%s/l /etc/passwd\n" % (base, base))
+    assert r.stdout == "1000 1000\n1000\n0\n", r
 
 
 def test_only_user_xattrs(sb):
@@ -455,7 +456,13 @@ def test_only_user_xattrs(sb):
     for name in ("trusted.x", "security.x", "system.x"):
         with pytest.raises(OSError) as e:
             os.setxattr(p, name, b"1")
-        assert e.value.errno in (errno.EPERM, errno.ENOTSUP), name
+        assert e.value.errno == errno.EPERM, name
+    # ACLs are not supported (EOPNOTSUPP, on which cp -a falls back to the mode quietly)
+    for target, name in ((p, "system.posix_acl_access"),
+                         (os.path.dirname(p), "system.posix_acl_default")):
+        with pytest.raises(OSError) as e:
+            os.setxattr(target, name, ACL_WITH_USER_4321)
+        assert e.value.errno == errno.EOPNOTSUPP, name
     assert all(n.startswith("user.") for n in os.listxattr(p))
 
 

@@ -50,12 +50,17 @@ void interp_end(struct sandbox *sb, struct ctx_interp *ip, bool kill, struct sbx
 		return;
 	if (kill)
 		sb->ctl->ops->kill_proc(ip->proc, SIGKILL);
+	/*
+	 * Our ends go first: a backend that copies the process's output into
+	 * these pipes (docker) may be blocked on a full one, and its wait
+	 * would wait for that copy.
+	 */
+	interp_close(ip);
 	if (sb->ctl->ops->wait_proc(ip->proc, &ex, &err))
 		ex = (struct sbx_exit){ .signaled = true, .code = SIGKILL };
 	/* Only the queue's worker (or the last thread, once it is gone) kills an interpreter. */
 	sb->ctl->ops->free_proc(ip->proc);
 	ip->proc = NULL;
-	interp_close(ip);
 	if (how)
 		*how = ex;
 }

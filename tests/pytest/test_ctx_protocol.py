@@ -164,6 +164,7 @@ def test_forged_frames_cannot_make_the_daemon_allocate(capped, lang, attack):
 
     out, err, code = c.run(lang, SOURCES[lang][attack])
     rss1, hwm1 = memory_kb(m.proc.pid)
+    print("%s-%s: daemon RSS %+d kB, peak %+d kB" % (lang, attack, rss1 - rss0, hwm1 - max(hwm0, rss0)))
     assert rss1 - rss0 < 32 * 1024, "daemon RSS grew from %d to %d kB" % (rss0, rss1)
     assert hwm1 - max(hwm0, rss0) < 32 * 1024, "daemon peak grew from %d to %d kB" % (hwm0, hwm1)
 

@@ -42,8 +42,7 @@ def sh(*argv):
 def statefs(tmp_path):
     """A STATEFS_MB ext4 loop-mounted at tmp_path/statefs; everything under it is unmounted and
     its loop device freed at the end (a mount or loop device left behind fails the test)."""
-    # a short mount point: a sandbox's agent socket lives under the state directory, and unix
-    # socket paths are short (pytest's own paths are long enough to refuse every `new` today)
+    # under /tmp directly, as an operator's would be (not inside pytest's long temporary paths)
     img, mnt = tmp_path / "statefs.img", Path(tempfile.mkdtemp(prefix="sbxfd-", dir="/tmp"))
     with open(img, "wb") as f:
         f.truncate(STATEFS_MB << 20)

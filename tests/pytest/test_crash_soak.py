@@ -530,7 +530,7 @@ def check_history(soak, box, bad):
 def adopt(soak, name, bad):
     """A sandbox whose new or kill was cut off and that is listed: it must be whole."""
     b = soak.mount.sandbox(name)
-    st = wait_status(b, {"running", "paused"})
+    st = wait_status(b, {"running", "paused"}, timeout=30)  # a creation may be finished first
     if st == "paused":
         b.ctl("resume")
     elif st != "running":

@@ -136,8 +136,8 @@ def run_or_errno(box, lang, code):
     try:
         r = box.run(lang, code.replace("MARK", marker))
     except OSError as e:
-        assert e.errno == errno.ENOSPC, "close() of a run failed with %s, not ENOSPC" % (
-            errno.errorcode.get(e.errno, e.errno))
+        assert e.errno == errno.ENOSPC, "close() of a run failed with %s, not ENOSPC; errors:\n%s" % (
+            errno.errorcode.get(e.errno, e.errno), box.mount.errors()[-1000:])
         return e.errno, None
     assert marker in r.stdout + r.stderr and r.exit is not None, (
         "close() returned 0 but stdout/stderr/exit are not this run's (%r): the run did not run "

@@ -15,6 +15,8 @@ Run: SBXFS_BIN=build/sbxfs /usr/bin/python3 -m pytest -q tests/pytest/test_ctx_p
 
 import errno
 import os
+import threading
+import time
 
 import pytest
 
@@ -255,3 +257,37 @@ def test_lost_interpreters_say_so_on_their_next_run(mount_factory, crash):
         assert c.run(lang, ALIVE[lang]) == ("alive\n", "", 0)
     # a language never used in the context has nothing to say
     assert c.run("js", ALIVE["js"]) == ("alive\n", "", 0)
+
+
+@pytest.mark.deadline(120)
+def test_daemon_killed_during_a_context_run(mount_factory):
+    """The run cut off gets its end from the recovery (control/run.c); the context's next run
+    says its interpreter's state was lost, then works."""
+    m = mount_factory()
+    b = m.new(None)
+    c = Ctx(m, b)
+    assert c.run("py", "x = 1\n")[2] == 0
+    started = []
+
+    def long_run():
+        try:
+            write_file(c.path("run.py"), "import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+        except OSError:
+            pass   # the daemon is gone
+
+    t = threading.Thread(target=long_run, daemon=True)
+    t.start()
+    for _ in range(100):
+        if os.path.exists(c.path("stdout")) and read_text(c.path("stdout")) == "started\n":
+            started.append(True)
+            break
+        time.sleep(0.1)
+    assert started, "the context run did not start"
+    m = m.remount(crash=True)
+    t.join(10)
+    assert read_text(c.path("exit")) == "137\n"
+    assert "the daemon stopped during this run" in read_text(c.path("stderr"))
+    out, err, code = c.run("py", "print('x' in globals())\n")
+    assert (out, code) == ("False\n", 0), err
+    assert "the python interpreter of context 'c' did not survive the restart of sbxfs" in err, err
+    assert c.run("py", "print('again')\n") == ("again\n", "", 0)

@@ -352,6 +352,88 @@ def test_user_xattrs(d):
     assert e.value.errno == errno.ENODATA
 
 
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o077])
+def test_create_modes_under_umask(d, umask):
+    """The caller's umask applies, once: not the daemon's on top (0777 gave 0755)."""
+    old = os.umask(umask)
+    try:
+        os.close(os.open(j(d, "f777"), os.O_CREAT | os.O_WRONLY, 0o777))
+        os.close(os.open(j(d, "f666"), os.O_CREAT | os.O_WRONLY, 0o666))
+        os.mkdir(j(d, "d777"), 0o777)
+        os.mkdir(j(d, "d1777"), 0o1777)
+        os.mkfifo(j(d, "fifo"), 0o666)
+    finally:
+        os.umask(old)
+    got = {n: stat.S_IMODE(os.stat(j(d, n)).st_mode) for n in ("f777", "f666", "d777", "d1777", "fifo")}
+    assert got == {"f777": 0o777 & ~umask, "f666": 0o666 & ~umask, "d777": 0o777 & ~umask,
+                   "d1777": 0o1777 & ~umask, "fifo": 0o666 & ~umask}
+
+
+def test_set_id_bits_at_create_and_after_chmod(d):
+    """Set-uid/set-gid given at create survive (the chown after create cleared them), and chmod
+    sets them; a directory made in a set-group-id directory inherits the bit."""
+    old = os.umask(0)
+    try:
+        os.close(os.open(j(d, "suid"), os.O_CREAT | os.O_WRONLY, 0o4777))
+        os.close(os.open(j(d, "sgid"), os.O_CREAT | os.O_WRONLY, 0o2755))
+        os.close(os.open(j(d, "both"), os.O_CREAT | os.O_WRONLY, 0o6711))
+        os.mkdir(j(d, "g"), 0o775)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(j(d, "suid")).st_mode) == 0o4777
+    assert stat.S_IMODE(os.stat(j(d, "sgid")).st_mode) == 0o2755
+    assert stat.S_IMODE(os.stat(j(d, "both")).st_mode) == 0o6711
+    write_file(j(d, "later"), "x")
+    os.chmod(j(d, "later"), 0o4750)
+    assert stat.S_IMODE(os.stat(j(d, "later")).st_mode) == 0o4750
+    os.chmod(j(d, "g"), 0o2775)
+    os.mkdir(j(d, "g", "sub"), 0o755)
+    assert stat.S_IMODE(os.stat(j(d, "g", "sub")).st_mode) == 0o2755
+    write_file(j(d, "g", "file"), "x")
+    assert stat.S_IMODE(os.stat(j(d, "g", "file")).st_mode) & 0o6000 == 0
+
+
+def _changes(paths, op):
+    """Which of (mtime, ctime) of each path op changes, as the filesystem tells."""
+    before = {p: os.lstat(p) for p in paths}
+    time.sleep(0.05)        # past the filesystem's timestamp granularity
+    op()
+    out = {}
+    for p in paths:
+        q = op.renamed.get(p, p) if hasattr(op, "renamed") else p
+        a = os.lstat(q)
+        out[os.path.basename(p)] = (a.st_mtime_ns != before[p].st_mtime_ns,
+                                    a.st_ctime_ns != before[p].st_ctime_ns)
+    return out
+
+
+def test_times_of_rename_link_unlink_truncate_utimensat(d):
+    """mtime and ctime change where a local filesystem changes them; the same expectations hold
+    on the native directory (the other parameter) in the same run."""
+    sub, other = j(d, "sub"), j(d, "other")
+    os.mkdir(sub)
+    os.mkdir(other)
+    for n in ("a", "b", "c", "t", "u"):
+        write_file(j(sub, n), "0123456789")
+
+    def rename():
+        os.rename(j(sub, "a"), j(other, "a2"))
+    rename.renamed = {j(sub, "a"): j(other, "a2")}
+    assert _changes([sub, other, j(sub, "a")], rename) == \
+        {"sub": (True, True), "other": (True, True), "a": (False, True)}
+
+    assert _changes([sub, other, j(sub, "b")], lambda: os.link(j(sub, "b"), j(other, "b2"))) == \
+        {"sub": (False, False), "other": (True, True), "b": (False, True)}
+    assert _changes([other, j(sub, "b")], lambda: os.unlink(j(other, "b2"))) == \
+        {"other": (True, True), "b": (False, True)}
+    assert _changes([sub, j(sub, "t")], lambda: os.truncate(j(sub, "t"), 3)) == \
+        {"sub": (False, False), "t": (True, True)}
+    assert _changes([j(sub, "u")], lambda: os.utime(j(sub, "u"), ns=(5 * 10**9, 7 * 10**9))) == \
+        {"u": (True, True)}
+    assert os.stat(j(sub, "u")).st_mtime_ns == 7 * 10**9
+    assert _changes([j(sub, "c")], lambda: os.utime(j(sub, "c"))) == {"c": (True, True)}
+
+
 def test_statvfs(d):
     sv = os.statvfs(d)
     assert sv.f_bsize > 0 and sv.f_blocks > 0 and sv.f_namemax == 255

@@ -116,22 +116,50 @@ static int dk_call(struct sbx_instance *inst, const char *method, const char *su
 	return r;
 }
 
-int dk_container_create(struct sbx_instance *inst, const char *image, const struct sbx_spec *spec,
-			struct sbx_err *err)
+static int dk_create_call(struct sbx_instance *inst, const char *image, const struct sbx_spec *spec,
+			  bool quota, struct sbx_err *err)
 {
 	struct json_object *cfg = dk_container_config(image, spec, inst->be->state_root);
-	char *path = NULL;
+	char *path = NULL, size[32];
 	int r;
 
 	if (!cfg || asprintf(&path, "/containers/create?name=%s", inst->cname) < 0) {
 		json_object_put(cfg);
 		return sbx_err_set(err, ENOMEM, "out of memory");
 	}
+	if (quota) {
+		struct json_object *so = json_object_new_object();
+
+		snprintf(size, sizeof(size), "%llu", (unsigned long long)spec->limits.disk_bytes);
+		json_object_object_add(so, "size", json_object_new_string(size));
+		json_object_object_add(dk_json_path(cfg, "HostConfig"), "StorageOpt", so);
+	}
 	r = dk_request(&inst->be->eng, "POST", path,
 		       json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN), DK_TIMEOUT_LONG_MS,
 		       NULL, err);
 	free(path);
 	json_object_put(cfg);
+	return r;
+}
+
+int dk_container_create(struct sbx_instance *inst, const char *image, const struct sbx_spec *spec,
+			struct sbx_err *err)
+{
+	struct sbx_backend *be = inst->be;
+	bool quota = spec->limits.disk_bytes && atomic_load(&be->storage_quota) >= 0;
+	int r = dk_create_call(inst, image, spec, quota, err);
+
+	/* disk= is a size quota on the container's writable layer where the engine's storage
+	 * can keep one; elsewhere the engine says so once, and disk= is not enforced. */
+	if (r < 0 && quota && strstr(err->msg, "storage-opt")) {
+		if (atomic_exchange(&be->storage_quota, -1) != -1)
+			fprintf(stderr, "sbxfs: warning: docker engine at '%s' cannot limit a "
+				"container's disk (%s): disk= is not enforced\n", be->eng.host, err->msg);
+		sbx_err_clear(err);
+		r = dk_create_call(inst, image, spec, false, err);
+	} else if (r == 0 && quota) {
+		atomic_store(&be->storage_quota, 1);
+	}
 	return r;
 }
 

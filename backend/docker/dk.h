@@ -12,6 +12,7 @@
 #define SBX_DK_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -125,6 +126,10 @@ struct sbx_backend {
 	bool default_ready;
 	pthread_t builder;         /* builds the default image in the background after init */
 	bool builder_running;
+
+	/* Whether the engine limits a container's writable layer (HostConfig.StorageOpt size:
+	 * overlay2 on xfs with pquota): 0 not known yet, 1 yes, -1 it refused once. */
+	_Atomic int storage_quota;
 
 	struct sbx_template_info tmpl_default;
 	const struct sbx_template_info *tmpl_list[2];   /* default alone: engine unreachable */

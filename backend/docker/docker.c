@@ -138,6 +138,13 @@ static void dk_cache_drop(struct sbx_instance *inst)
 	pthread_mutex_unlock(&inst->lock);
 }
 
+/* What attach or a clean-up could not do is no failure, but it is said: one line on stderr. */
+static void dk_warn(const struct sbx_instance *inst, const char *what, const struct sbx_err *e)
+{
+	fprintf(stderr, "sbxfs: warning: sandbox '%s': %s: %s (%s)\n", inst->name, what, e->msg,
+		sbx_errstr(e->code));
+}
+
 static int docker_create(struct sbx_backend *be, const struct sbx_spec *spec,
 			 struct sbx_instance **out, struct sbx_err *err)
 {
@@ -164,9 +171,10 @@ static int docker_create(struct sbx_backend *be, const struct sbx_spec *spec,
 		goto out_free;
 	r = dk_container_start(inst, err);
 	if (r < 0) {
-		struct sbx_err ignored = {0};
+		struct sbx_err rerr = {0};
 
-		dk_container_remove(inst, &ignored);
+		if (dk_container_remove(inst, &rerr) < 0)
+			dk_warn(inst, "removing the container that did not start", &rerr);
 		goto out_free;
 	}
 	free(image);
@@ -197,14 +205,22 @@ static int docker_attach(struct sbx_backend *be, const struct sbx_spec *spec,
 		enum sbx_status st = dk_state_status(obj);
 
 		/* Stopped by an engine restart: start it again, its files are all there. */
-		if (st == SBX_STATUS_STOPPED && dk_container_start(inst, &ierr) == 0)
-			st = SBX_STATUS_RUNNING;
+		if (st == SBX_STATUS_STOPPED) {
+			if (dk_container_start(inst, &ierr) == 0)
+				st = SBX_STATUS_RUNNING;
+			else
+				dk_warn(inst, "starting its stopped container again", &ierr);
+		}
 		dk_cache_set(inst, st);
 	} else if (r == -ENOENT) {
 		/* Removed behind our back: attached as stopped, as backend.h asks. */
+		fprintf(stderr, "sbxfs: warning: sandbox '%s': its container '%s' is gone; it reads "
+			"stopped, and kill removes what is left\n", inst->name, inst->cname);
 		dk_cache_set(inst, SBX_STATUS_STOPPED);
+	} else {
+		/* Engine unreachable: attach anyway; status() asks again later. */
+		dk_warn(inst, "attached without its container's state", &ierr);
 	}
-	/* Engine unreachable: attach anyway; status() asks again later. */
 	json_object_put(obj);
 	*out = inst;
 	return 0;

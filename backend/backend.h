@@ -7,9 +7,11 @@
  * backend/local/) and `docker` (Docker Engine API, in backend/docker/).
  *
  * Threading: every operation may be called from any thread, and different
- * sandboxes concurrently. Calls on one sandbox are serialised by the control
- * plane except sbx_backend_ops.kill_proc, which may race with wait_proc and
- * must be safe against it.
+ * sandboxes concurrently. On one sandbox, the control plane runs destroy,
+ * release, pause, resume, restart and set_limits alone (no other call on that
+ * instance overlaps them); spawn, status, metrics, root_fd, user_ids and the
+ * watch_* calls may run concurrently with each other (control/inst.c). kill_proc
+ * may race with wait_proc and must be safe against it.
  *
  * A process handle (struct sbx_proc) lives from spawn until free_proc. The
  * thread that waits owns it: it calls free_proc once wait_proc has returned and
@@ -175,7 +177,11 @@ struct sbx_backend_ops {
 	int (*attach)(struct sbx_backend *be, const struct sbx_spec *spec,
 		      struct sbx_instance **out, struct sbx_err *err);
 
-	/* Kills every process, removes mounts, cgroups, containers; then frees inst. */
+	/*
+	 * Kills every process, removes mounts, cgroups, containers; then frees inst,
+	 * also when it fails (a later attach gives a new handle to try again with).
+	 * Must cope with what an earlier, interrupted destroy left.
+	 */
 	int (*destroy)(struct sbx_instance *inst, struct sbx_err *err);
 
 	/* Frees the in-memory handle only; the sandbox goes on running (unmount). */

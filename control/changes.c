@@ -10,17 +10,17 @@ int sandbox_watch_start(struct sandbox *sb, sbx_change_fn fn, void *arg, bool *c
 			struct sbx_err *err)
 {
 	const struct sbx_backend_ops *ops = sb->ctl->ops;
+	struct sbx_instance *inst;
 	int ret;
 
 	*complete = false;
-	pthread_mutex_lock(&sb->op_lock);
-	if (!sb->inst || !sandbox_alive(sb))
-		ret = sbx_err_set(err, ENOENT, "sandbox '%s' is not running", sb->name);
-	else if (!ops->watch_start)
-		ret = sbx_err_set(err, ENOTSUP, "the %s backend cannot watch sandboxes", ops->name);
-	else
-		ret = ops->watch_start(sb->inst, fn, arg, complete, err);
-	pthread_mutex_unlock(&sb->op_lock);
+	if (!ops->watch_start)
+		return sbx_err_set(err, ENOTSUP, "the %s backend cannot watch sandboxes", ops->name);
+	inst = inst_enter(sb, INST_SHARED, err);
+	if (!inst)
+		return -err->code;
+	ret = ops->watch_start(inst, fn, arg, complete, err);
+	inst_leave(sb, INST_SHARED);
 	return ret;
 }
 
@@ -33,8 +33,13 @@ void sandbox_watch_sync(struct sandbox *sb)
 
 void sandbox_watch_stop(struct sandbox *sb)
 {
-	pthread_mutex_lock(&sb->op_lock);
-	if (sb->inst && sb->ctl->ops->watch_stop)
-		sb->ctl->ops->watch_stop(sb->inst);
-	pthread_mutex_unlock(&sb->op_lock);
+	struct sbx_instance *inst;
+
+	if (!sb->ctl->ops->watch_stop)
+		return;
+	inst = inst_enter(sb, INST_SHARED | INST_EVEN_DEAD, NULL);
+	if (inst) {
+		sb->ctl->ops->watch_stop(inst);
+		inst_leave(sb, INST_SHARED | INST_EVEN_DEAD);
+	}
 }

@@ -151,7 +151,8 @@ int run_open_latest(struct sandbox *sb, const char *ctx, const char *which);
 /* Code last written to a run file (for reading run.py back). malloc'd; NULL if none. */
 char *run_last_code(struct sandbox *sb, const char *ctx, enum run_lang lang, size_t *len);
 
-/* History: the run numbers kept, ascending; free(). */
+/* History: the run numbers kept, ascending; free(). NULL only on failure, with errno
+ * (ENOMEM; ENOENT when the context is gone): an empty history is an empty list. */
 uint64_t *run_history(struct sandbox *sb, const char *ctx, size_t *n);
 /* A file of run N: "code", "stdout", "stderr", "exit", "info". fd or -ENOENT. */
 int run_open_file(struct sandbox *sb, const char *ctx, uint64_t n, const char *which);
@@ -170,7 +171,7 @@ bool ctx_exists(struct sandbox *sb, const char *name);
 char **ctx_names(struct sandbox *sb);
 /*
  * Names of the extra files of run N (result, figure-K.png), NULL-terminated;
- * free with ctl_strv_free. A figure is also listed in the context's results/
+ * free with ctl_strv_free; NULL when out of memory (never a shortened list). A figure is also listed in the context's results/
  * as "N-figure-K.png".
  */
 char **run_extra_files(struct sandbox *sb, const char *ctx, uint64_t n);

@@ -250,12 +250,12 @@ static int with_inst(struct sandbox *sb, int (*op)(struct sbx_instance *, struct
 {
 	int ret;
 
-	pthread_mutex_lock(&sb->op_lock);
-	if (!sb->inst || !sandbox_alive(sb))
-		ret = sbx_err_set(err, ENOENT, "sandbox '%s' is gone", sb->name);
-	else
-		ret = op(sb->inst, err);
-	pthread_mutex_unlock(&sb->op_lock);
+	struct sbx_instance *inst = inst_enter(sb, INST_EXCL, err);
+
+	if (!inst)
+		return -err->code;
+	ret = op(inst, err);
+	inst_leave(sb, INST_EXCL);
 	return ret;
 }
 
@@ -330,6 +330,7 @@ static int cmd_timeout(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_e
 
 static int cmd_set(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *err)
 {
+	struct sbx_instance *inst;
 	struct sbx_limits limits;
 	int ret;
 
@@ -346,12 +347,11 @@ static int cmd_set(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *
 		if (ret)
 			return ret;
 	}
-	pthread_mutex_lock(&sb->op_lock);
-	if (!sb->inst)
-		ret = sbx_err_set(err, ENOENT, "sandbox '%s' is gone", sb->name);
-	else
-		ret = sb->ctl->ops->set_limits(sb->inst, &limits, err);
-	pthread_mutex_unlock(&sb->op_lock);
+	inst = inst_enter(sb, INST_EXCL, err);
+	if (!inst)
+		return -err->code;
+	ret = sb->ctl->ops->set_limits(inst, &limits, err);
+	inst_leave(sb, INST_EXCL);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&sb->lock);

@@ -128,6 +128,103 @@ struct ctl_words {
 	size_t eq[CTL_MAX_WORDS];   /* offset of the key's '=', or CTL_NO_EQ */
 };
 
+/* A line being split: input position i, output position o in buf. */
+struct ctl_scan {
+	const char *line;
+	size_t len, i;
+	char *buf;
+	size_t o;
+};
+
+/* '...': everything literally. false when the quote is not closed. */
+static bool ctl_scan_single(struct ctl_scan *s)
+{
+	const char *end = memchr(s->line + s->i + 1, '\'', s->len - s->i - 1);
+	size_t n;
+
+	if (!end)
+		return false;
+	n = (size_t)(end - (s->line + s->i + 1));
+	memcpy(s->buf + s->o, s->line + s->i + 1, n);
+	s->o += n;
+	s->i += n + 2;
+	return true;
+}
+
+/* The byte an escape inside double quotes gives, or 0 when it stays as written. */
+static char ctl_dq_escape(char e)
+{
+	switch (e) {
+	case '"': case '\\': case '$': return e;
+	case 'n': return '\n';
+	case 't': return '\t';
+	default: return 0;
+	}
+}
+
+/* "...": \" \\ \$ \n \t; any other escape stays as written, as in the shell
+ * ("C:\dir" means what it says). false when the quote is not closed. */
+static bool ctl_scan_double(struct ctl_scan *s)
+{
+	for (s->i++; s->i < s->len && s->line[s->i] != '"'; s->i++) {
+		char e = s->line[s->i] == '\\' && s->i + 1 < s->len ? ctl_dq_escape(s->line[s->i + 1]) : 0;
+
+		if (e) {
+			s->buf[s->o++] = e;
+			s->i++;
+		} else {
+			s->buf[s->o++] = s->line[s->i];
+		}
+	}
+	if (s->i == s->len)
+		return false;
+	s->i++;
+	return true;
+}
+
+/* One word, from s->i (not blank) to the next blank outside quotes. */
+static int ctl_scan_word(struct ctl_scan *s, struct ctl_words *w, struct sbx_err *err)
+{
+	char q[CTL_QUOTE_BUF];
+	size_t wstart = s->i, wout = s->o;
+	bool plain = true;   /* no quote or escape seen yet in this word */
+
+	w->start[w->n] = s->o;
+	w->eq[w->n] = CTL_NO_EQ;
+	while (s->i < s->len && !ctl_is_blank(s->line[s->i])) {
+		char c = s->line[s->i];
+		bool closed = true;
+
+		if (c == '\'' || c == '"') {
+			closed = c == '\'' ? ctl_scan_single(s) : ctl_scan_double(s);
+			plain = false;
+		} else if (c == '\\') {
+			if (s->i + 1 == s->len)
+				return sbx_err_set(err, EINVAL, "trailing backslash in '%s'",
+						   ctl_quote(q, s->line + wstart, s->len - wstart));
+			s->buf[s->o++] = s->line[s->i + 1];
+			s->i += 2;
+			plain = false;
+		} else {
+			/* Only the first '=' of an unquoted start can make a key;
+			 * after it the word is settled either way. */
+			if (c == '=' && plain) {
+				if (ctl_is_name(s->buf + wout, s->o - wout))
+					w->eq[w->n] = s->o;
+				plain = false;
+			}
+			s->buf[s->o++] = c;
+			s->i++;
+		}
+		if (!closed)
+			return sbx_err_set(err, EINVAL, "unterminated quote in '%s'",
+					   ctl_quote(q, s->line + wstart, s->len - wstart));
+	}
+	s->buf[s->o++] = '\0';
+	w->n++;
+	return 0;
+}
+
 /*
  * Splits line[0..len) into words written NUL-separated into buf (which has
  * room for len + 1 bytes: unquoting and unescaping never grow a word, and a
@@ -137,91 +234,23 @@ struct ctl_words {
 static int ctl_split(const char *line, size_t len, char *buf, struct ctl_words *w,
 		     struct sbx_err *err)
 {
+	struct ctl_scan s = { .line = line, .len = len, .buf = buf };
 	char q[CTL_QUOTE_BUF];
-	size_t i = 0, o = 0;
+	int ret;
 
 	w->n = 0;
 	for (;;) {
-		size_t wstart, wout;
-		bool plain = true;   /* no quote or escape seen yet in this word */
-
-		while (i < len && ctl_is_blank(line[i]))
-			i++;
-		if (i == len)
-			break;
+		while (s.i < len && ctl_is_blank(line[s.i]))
+			s.i++;
+		if (s.i == len)
+			return 0;
 		if (w->n == CTL_MAX_WORDS)
 			return sbx_err_set(err, E2BIG, "too many words in '%s': at most %d",
 					   ctl_quote(q, line, len), CTL_MAX_WORDS);
-		wstart = i;
-		wout = o;
-		w->start[w->n] = o;
-		w->eq[w->n] = CTL_NO_EQ;
-
-		while (i < len && !ctl_is_blank(line[i])) {
-			char c = line[i];
-
-			if (c == '\'') {
-				const char *end = memchr(line + i + 1, '\'', len - i - 1);
-				size_t n;
-
-				if (!end)
-					goto unterminated;
-				n = (size_t)(end - (line + i + 1));
-				memcpy(buf + o, line + i + 1, n);
-				o += n;
-				i += n + 2;
-				plain = false;
-			} else if (c == '"') {
-				for (i++; i < len && line[i] != '"'; i++) {
-					if (line[i] == '\\' && i + 1 < len) {
-						char e = line[i + 1];
-
-						if (e == '"' || e == '\\' || e == '$') {
-							buf[o++] = e;
-							i++;
-							continue;
-						}
-						if (e == 'n' || e == 't') {
-							buf[o++] = e == 'n' ? '\n' : '\t';
-							i++;
-							continue;
-						}
-						/* Any other escape stays as written, as in
-						 * the shell: "C:\dir" means what it says. */
-					}
-					buf[o++] = line[i];
-				}
-				if (i == len)
-					goto unterminated;
-				i++;
-				plain = false;
-			} else if (c == '\\') {
-				if (i + 1 == len)
-					return sbx_err_set(err, EINVAL, "trailing backslash in '%s'",
-							   ctl_quote(q, line + wstart, len - wstart));
-				buf[o++] = line[i + 1];
-				i += 2;
-				plain = false;
-			} else {
-				/* Only the first '=' of an unquoted start can make
-				 * a key; after it the word is settled either way. */
-				if (c == '=' && plain) {
-					if (ctl_is_name(buf + wout, o - wout))
-						w->eq[w->n] = o;
-					plain = false;
-				}
-				buf[o++] = c;
-				i++;
-			}
-		}
-		buf[o++] = '\0';
-		w->n++;
-		continue;
-unterminated:
-		return sbx_err_set(err, EINVAL, "unterminated quote in '%s'",
-				   ctl_quote(q, line + wstart, len - wstart));
+		ret = ctl_scan_word(&s, w, err);
+		if (ret)
+			return ret;
 	}
-	return 0;
 }
 
 static int ctl_build_cmd(const char *buf, const struct ctl_words *w, struct ctl_cmd *cmd,

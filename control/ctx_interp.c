@@ -143,6 +143,7 @@ static int interp_spawn(struct sandbox *sb, struct ctx_interp *ip, enum run_lang
 	const char *const *argv[RUN_LANG_COUNT] = { argv_py, argv_js, argv_sh };
 	struct sbx_exec ex = { 0 };
 	char **envp = NULL, *script;
+	struct sbx_instance *inst;
 	size_t script_len = 0;
 	int ret;
 
@@ -163,12 +164,10 @@ static int interp_spawn(struct sandbox *sb, struct ctx_interp *ip, enum run_lang
 	ex.script = script;
 	ex.script_len = script_len;
 	ex.script_name = driver_files[lang];
-	pthread_mutex_lock(&sb->op_lock);
-	if (!sb->inst || !sandbox_alive(sb))
-		ret = sbx_err_set(err, ENOENT, "sandbox '%s' is not running", sb->name);
-	else
-		ret = sb->ctl->ops->spawn(sb->inst, &ex, &ip->proc, err);
-	pthread_mutex_unlock(&sb->op_lock);
+	inst = inst_enter(sb, INST_SHARED, err);
+	ret = inst ? sb->ctl->ops->spawn(inst, &ex, &ip->proc, err) : -err->code;
+	if (inst)
+		inst_leave(sb, INST_SHARED);
 	if (ret) {
 		ip->proc = NULL;
 		sbx_err_wrap(err, "cannot start the %s interpreter", ctx_interp_names[lang]);

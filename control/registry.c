@@ -33,7 +33,7 @@ struct sandbox *sandbox_new(struct sbx_ctl *ctl, const char *name)
 	atomic_init(&sb->refs, 1);
 	sb->ctl = ctl;
 	pthread_mutex_init(&sb->lock, NULL);
-	pthread_mutex_init(&sb->op_lock, NULL);
+	pthread_cond_init(&sb->inst_cond, NULL);
 	pthread_mutex_init(&sb->save_lock, NULL);
 	pthread_cond_init(&sb->idle_cond, NULL);
 	snprintf(sb->name, sizeof(sb->name), "%s", name);
@@ -62,7 +62,7 @@ void sandbox_put(struct sandbox *sb)
 	if (sb->meta)
 		json_object_put(sb->meta);
 	pthread_mutex_destroy(&sb->lock);
-	pthread_mutex_destroy(&sb->op_lock);
+	pthread_cond_destroy(&sb->inst_cond);
 	pthread_mutex_destroy(&sb->save_lock);
 	pthread_cond_destroy(&sb->idle_cond);
 	free(sb);
@@ -219,6 +219,7 @@ int sandbox_create(struct sbx_ctl *ctl, const char *name, const char *template_n
 		   uint64_t timeout, const struct sbx_limits *limits, char **env,
 		   struct json_object *meta, struct sbx_err *err)
 {
+	struct sbx_instance *inst;
 	char state_dir[4200];
 	struct sbx_spec spec;
 	struct sandbox *sb;
@@ -244,7 +245,9 @@ int sandbox_create(struct sbx_ctl *ctl, const char *name, const char *template_n
 	env = NULL;
 	meta = NULL;
 
-	/* Claim the name first so two concurrent `new`s of one name cannot both build it. */
+	/* Claim the name first so two concurrent `new`s of one name cannot both build it;
+	 * claim the instance too, so a kill that comes meanwhile waits for it. */
+	inst_claim_new(sb);
 	ret = registry_add(ctl, sb, err);
 	if (ret)
 		goto out_put;
@@ -261,11 +264,12 @@ int sandbox_create(struct sbx_ctl *ctl, const char *name, const char *template_n
 	ret = state_save(sb, err);
 	if (ret)
 		goto out_rmdir;
-	ret = ctl->ops->create(ctl->be, &spec, &sb->inst, err);
+	ret = ctl->ops->create(ctl->be, &spec, &inst, err);
 	if (ret) {
 		sbx_err_wrap(err, "cannot create sandbox '%s'", name);
 		goto out_rmdir;
 	}
+	inst_publish(sb, inst);
 	sandbox_put(sb);
 	return 0;
 
@@ -275,6 +279,7 @@ out_unregister:
 	pthread_mutex_lock(&sb->lock);
 	sb->dead = true;
 	pthread_mutex_unlock(&sb->lock);
+	inst_publish(sb, NULL);
 	registry_remove(ctl, sb);
 out_put:
 	sandbox_put(sb);
@@ -314,6 +319,7 @@ static void record_kill(struct sandbox *sb)
 
 int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err)
 {
+	struct sbx_instance *inst;
 	int ret = 0;
 
 	pthread_mutex_lock(&sb->lock);
@@ -329,12 +335,13 @@ int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err
 	/* Removed from the listing (and the kernel's cache) first so it disappears at once. */
 	registry_remove(ctl, sb);
 	tell_gone(ctl, sb->name);
-	pthread_mutex_lock(&sb->op_lock);
-	if (sb->inst) {
-		ret = ctl->ops->destroy(sb->inst, err);
-		sb->inst = NULL;
+	inst = inst_enter(sb, INST_EXCL | INST_EVEN_DEAD, NULL);
+	if (inst) {
+		/* destroy frees inst whether or not it succeeds */
+		ret = ctl->ops->destroy(inst, err);
+		inst_forget(sb);
+		inst_leave(sb, INST_EXCL | INST_EVEN_DEAD);
 	}
-	pthread_mutex_unlock(&sb->op_lock);
 	run_abort_all(sb);
 	run_wait_worker(sb);
 	if (ret) {
@@ -471,11 +478,17 @@ static void *reaper_main(void *arg)
 static void finish_kill(struct sbx_ctl *ctl, struct sandbox *sb, const struct sbx_spec *spec)
 {
 	struct sbx_err err = { 0 };
-	struct sbx_instance *inst = NULL;
 
-	if (ctl->ops->attach(ctl->be, spec, &inst, &err) == 0 && ctl->ops->destroy(inst, &err) == 0) {
-		state_dir_remove(ctl, sb->dir, sb->id);
-		return;
+	/* A few tries: the engine may still be busy with the removal the dead daemon began. */
+	for (int i = 0; i < 4; i++) {
+		struct sbx_instance *inst = NULL;
+
+		if (i)
+			usleep(250000u << i);
+		if (ctl->ops->attach(ctl->be, spec, &inst, &err) == 0 && ctl->ops->destroy(inst, &err) == 0) {
+			state_dir_remove(ctl, sb->dir, sb->id);
+			return;
+		}
 	}
 	fprintf(stderr, "sbxfs: warning: cannot finish the kill of sandbox '%s' (tried again at the next start): %s\n",
 		sb->name, err.msg);
@@ -602,6 +615,7 @@ void ctl_close_sandboxes(struct sbx_ctl *ctl)
 	pthread_mutex_lock(&ctl->lock);
 	while (ctl->nsandboxes) {
 		struct sandbox *sb = ctl->sandboxes[--ctl->nsandboxes];
+		struct sbx_instance *inst;
 
 		pthread_mutex_unlock(&ctl->lock);
 		/* Dead to new work first, then let the current run end, then let go. */
@@ -610,11 +624,12 @@ void ctl_close_sandboxes(struct sbx_ctl *ctl)
 		pthread_mutex_unlock(&sb->lock);
 		run_abort_all(sb);
 		run_wait_worker(sb);
-		pthread_mutex_lock(&sb->op_lock);
-		if (sb->inst)
-			ctl->ops->release(sb->inst);
-		sb->inst = NULL;
-		pthread_mutex_unlock(&sb->op_lock);
+		inst = inst_enter(sb, INST_EXCL | INST_EVEN_DEAD, NULL);
+		if (inst) {
+			ctl->ops->release(inst);
+			inst_forget(sb);
+			inst_leave(sb, INST_EXCL | INST_EVEN_DEAD);
+		}
 		sandbox_put(sb);
 		pthread_mutex_lock(&ctl->lock);
 	}

@@ -261,115 +261,133 @@ static void prune_history(const char *base, uint64_t keep, uint64_t latest)
 	}
 }
 
+/* Starts the run's process with the pipes' write ends as its stdout and stderr. */
+static int proc_spawn(struct sandbox *sb, struct run_item *it, int stdin_fd, int out_w, int err_w,
+		      struct sbx_proc **proc, struct sbx_err *err)
+{
+	/* python3 -u: output reaches stdout as it is printed, so tail -f follows it. */
+	const char *argv[4] = {
+		lang_argv0[it->lang],
+		it->lang == RUN_PYTHON ? "-u" : "{script}",
+		it->lang == RUN_PYTHON ? "{script}" : NULL,
+		NULL,
+	};
+	struct sbx_exec ex = {
+		.argv = argv, .cwd = "/home/user", .stdin_fd = stdin_fd, .stdout_fd = out_w, .stderr_fd = err_w,
+		.script = it->code, .script_len = it->len, .script_name = lang_files[it->lang],
+	};
+	char **envp = run_envp(sb);
+	struct sbx_instance *inst;
+	int ret;
+
+	if (!envp)
+		return sbx_err_set(err, ENOMEM, "out of memory starting a run");
+	ex.envp = (const char *const *)envp;
+	inst = inst_enter(sb, INST_SHARED, err);
+	ret = inst ? sb->ctl->ops->spawn(inst, &ex, proc, err) : -err->code;
+	if (inst)
+		inst_leave(sb, INST_SHARED);
+	ctl_strv_free(envp);
+	return ret;
+}
+
+/* How long poll may wait: until the deadline, at most a minute (a timeout of years is no int). */
+static int proc_wait_ms(uint64_t start_mono, uint64_t timeout_s, bool timed_out)
+{
+	uint64_t elapsed = sbx_mono_ms() - start_mono, deadline = timeout_s * 1000, left;
+
+	if (timed_out)
+		return -1;
+	left = elapsed >= deadline ? 0 : deadline - elapsed;
+	return (int)(left < 60000 ? left : 60000);
+}
+
+/* Spools the output until the waiter says the process ended; kills it at the deadline. */
+static void proc_follow(struct sandbox *sb, struct proc_waiter *w, uint64_t start_mono, uint64_t timeout_s,
+			struct spool *out, struct spool *err_spool, bool *timed_out)
+{
+	uint64_t cap = sb->ctl->cfg.output_max;
+
+	for (;;) {
+		struct pollfd pfd[3] = {
+			{ .fd = out->in, .events = POLLIN },
+			{ .fd = err_spool->in, .events = POLLIN },
+			{ .fd = w->efd, .events = POLLIN },
+		};
+
+		if (poll(pfd, 3, proc_wait_ms(start_mono, timeout_s, *timed_out)) < 0 && errno != EINTR)
+			return;
+		if (pfd[0].revents)
+			spool_drain(out, cap);
+		if (pfd[1].revents)
+			spool_drain(err_spool, cap);
+		if (pfd[2].revents)
+			return;
+		if (!*timed_out && sbx_mono_ms() - start_mono >= timeout_s * 1000) {
+			*timed_out = true;
+			sb->ctl->ops->kill_proc(w->proc, SIGKILL);
+		}
+	}
+}
+
+static int proc_exit_code(const struct proc_waiter *w, bool timed_out, struct sbx_err *err)
+{
+	if (w->ret) {
+		if (!err->code)
+			sbx_err_set(err, EIO, "lost track of the run's process");
+		return -1;
+	}
+	if (timed_out)
+		return 124;
+	return w->exit.signaled ? 128 + w->exit.code : w->exit.code;
+}
+
 /* A fresh process: spawn, spool, time out. Returns the exit status or -1 (err set). */
 static int proc_exec(struct sandbox *sb, struct run_item *it, int stdin_fd, uint64_t timeout_s,
 		     struct spool *out, struct spool *err_spool, bool *timed_out, struct sbx_err *err)
 {
 	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
 	struct proc_waiter w = { .sb = sb, .efd = -1 };
-	uint64_t cap = sb->ctl->cfg.output_max, start_mono;
-	struct sbx_exec ex = { 0 };
-	const char *script_argv[4];
-	bool waiter_started = false;
-	char **envp = NULL;
-	pthread_t waiter;
+	uint64_t start_mono = sbx_mono_ms();
 	int exit_code = -1, ret;
+	pthread_t waiter;
 
 	if (pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC)) {
 		sbx_err_sys(err, errno, "cannot make pipes");
 		goto out;
 	}
 	w.efd = eventfd(0, EFD_CLOEXEC);
-	envp = run_envp(sb);
-	if (w.efd < 0 || !envp) {
-		sbx_err_set(err, ENOMEM, "out of resources starting a run");
+	if (w.efd < 0) {
+		sbx_err_sys(err, errno, "cannot make an eventfd");
 		goto out;
 	}
-	/* python3 -u: output reaches stdout as it is printed, so tail -f follows it. */
-	script_argv[0] = lang_argv0[it->lang];
-	script_argv[1] = it->lang == RUN_PYTHON ? "-u" : "{script}";
-	script_argv[2] = it->lang == RUN_PYTHON ? "{script}" : NULL;
-	script_argv[3] = NULL;
-	ex.argv = script_argv;
-	ex.envp = (const char *const *)envp;
-	ex.cwd = "/home/user";
-	ex.stdin_fd = stdin_fd;
-	ex.stdout_fd = out_pipe[1];
-	ex.stderr_fd = err_pipe[1];
-	ex.script = it->code;
-	ex.script_len = it->len;
-	ex.script_name = lang_files[it->lang];
-
-	start_mono = sbx_mono_ms();
-	pthread_mutex_lock(&sb->op_lock);
-	if (!sb->inst || !sandbox_alive(sb))
-		ret = sbx_err_set(err, ENOENT, "sandbox '%s' is not running", sb->name);
-	else
-		ret = sb->ctl->ops->spawn(sb->inst, &ex, &w.proc, err);
-	pthread_mutex_unlock(&sb->op_lock);
+	ret = proc_spawn(sb, it, stdin_fd, out_pipe[1], err_pipe[1], &w.proc, err);
 	close(out_pipe[1]);
 	close(err_pipe[1]);
 	out_pipe[1] = err_pipe[1] = -1;
 	if (ret)
 		goto out;
-	if (pthread_create(&waiter, NULL, proc_wait_main, &w)) {
-		sb->ctl->ops->kill_proc(w.proc, SIGKILL);
-		w.ret = sb->ctl->ops->wait_proc(w.proc, &w.exit, err);
-	} else {
-		waiter_started = true;
-	}
 	fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
 	fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
 	out->in = out_pipe[0];
 	err_spool->in = err_pipe[0];
 	out_pipe[0] = err_pipe[0] = -1;
-
-	while (waiter_started) {
-		struct pollfd pfd[3] = {
-			{ .fd = out->in, .events = POLLIN },
-			{ .fd = err_spool->in, .events = POLLIN },
-			{ .fd = w.efd, .events = POLLIN },
-		};
-		uint64_t elapsed = sbx_mono_ms() - start_mono, deadline = timeout_s * 1000;
-		/* Woken at least once a minute: a timeout of years is no int of milliseconds. */
-		int wait_ms = *timed_out ? -1
-				 : (int)(elapsed >= deadline ? 0
-						: (deadline - elapsed < 60000 ? deadline - elapsed : 60000));
-
-		if (poll(pfd, 3, wait_ms) < 0 && errno != EINTR)
-			break;
-		if (pfd[0].revents)
-			spool_drain(out, cap);
-		if (pfd[1].revents)
-			spool_drain(err_spool, cap);
-		if (pfd[2].revents)
-			break;
-		if (!*timed_out && sbx_mono_ms() - start_mono >= deadline) {
-			*timed_out = true;
-			sb->ctl->ops->kill_proc(w.proc, SIGKILL);
-		}
-	}
-	if (waiter_started)
+	if (pthread_create(&waiter, NULL, proc_wait_main, &w)) {
+		sb->ctl->ops->kill_proc(w.proc, SIGKILL);
+		w.ret = sb->ctl->ops->wait_proc(w.proc, &w.exit, err);
+	} else {
+		proc_follow(sb, &w, start_mono, timeout_s, out, err_spool, timed_out);
 		pthread_join(waiter, NULL);
+	}
 	/* The waiter is done and this thread was the only killer: the handle can go. */
 	sb->ctl->ops->free_proc(w.proc);
-	w.proc = NULL;
 	/* The main process has ended: take what is already in the pipes, not what
 	 * background children may write later. */
 	if (out->in >= 0)
-		spool_drain(out, cap);
+		spool_drain(out, sb->ctl->cfg.output_max);
 	if (err_spool->in >= 0)
-		spool_drain(err_spool, cap);
-	if (w.ret)
-		exit_code = -1;
-	else if (*timed_out)
-		exit_code = 124;
-	else if (w.exit.signaled)
-		exit_code = 128 + w.exit.code;
-	else
-		exit_code = w.exit.code;
-	if (w.ret && !err->code)
-		*err = (struct sbx_err){ .code = EIO, .msg = "lost track of the run's process" };
+		spool_drain(err_spool, sb->ctl->cfg.output_max);
+	exit_code = proc_exit_code(&w, *timed_out, err);
 out:
 	for (int i = 0; i < 2; i++) {
 		if (out_pipe[i] >= 0)
@@ -379,7 +397,6 @@ out:
 	}
 	if (w.efd >= 0)
 		close(w.efd);
-	ctl_strv_free(envp);
 	return exit_code;
 }
 
@@ -951,16 +968,24 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * The run numbers under dir, ascending. Never NULL on success (an empty or
+ * missing runs/ is an empty list); NULL with errno (ENOMEM, EIO...) when the
+ * list could not be made, so a failure never shows as an empty history.
+ */
 static uint64_t *scan_runs(const char *dir, size_t *count)
 {
-	size_t n = 0, cap = 0;
-	uint64_t *v = NULL;
+	size_t n = 0, cap = 32;
+	uint64_t *v = malloc(cap * sizeof(*v));
 	struct dirent *de;
-	DIR *d = opendir(dir);
+	DIR *d;
 
 	*count = 0;
-	if (!d)
+	if (!v)
 		return NULL;
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? v : (free(v), NULL);
 	while ((de = readdir(d))) {
 		char *end;
 		unsigned long long x = strtoull(de->d_name, &end, 10);
@@ -968,18 +993,21 @@ static uint64_t *scan_runs(const char *dir, size_t *count)
 		if (!de->d_name[0] || *end || de->d_name[0] == '0')
 			continue;
 		if (n == cap) {
-			uint64_t *grown = realloc(v, (cap ? cap * 2 : 32) * sizeof(*v));
+			uint64_t *grown = realloc(v, cap * 2 * sizeof(*v));
 
-			if (!grown)
-				break;
+			if (!grown) {
+				closedir(d);
+				free(v);
+				errno = ENOMEM;
+				return NULL;
+			}
 			v = grown;
-			cap = cap ? cap * 2 : 32;
+			cap *= 2;
 		}
 		v[n++] = x;
 	}
 	closedir(d);
-	if (v)
-		qsort(v, n, sizeof(*v), cmp_u64);
+	qsort(v, n, sizeof(*v), cmp_u64);
 	*count = n;
 	return v;
 }
@@ -989,8 +1017,10 @@ uint64_t *run_history(struct sandbox *sb, const char *ctx, size_t *n)
 	char base[4200], path[4300];
 
 	*n = 0;
-	if (queue_dir(sb, ctx, base, sizeof(base)))
+	if (queue_dir(sb, ctx, base, sizeof(base))) {
+		errno = ENOENT;
 		return NULL;
+	}
 	snprintf(path, sizeof(path), "%s/runs", base);
 	return scan_runs(path, n);
 }
@@ -1012,36 +1042,50 @@ int run_open_file(struct sandbox *sb, const char *ctx, uint64_t n, const char *w
 	return fd < 0 ? -errno : fd;
 }
 
+/* Appends a copy of name to the NULL-terminated *names (count entries): 0 or -ENOMEM. */
+static int names_add(char ***names, size_t *count, const char *name)
+{
+	char **grown = realloc(*names, (*count + 2) * sizeof(char *));
+
+	if (!grown)
+		return -ENOMEM;
+	*names = grown;
+	grown[*count] = strdup(name);
+	if (!grown[*count])
+		return -ENOMEM;
+	grown[++*count] = NULL;
+	return 0;
+}
+
 char **run_extra_files(struct sandbox *sb, const char *ctx, uint64_t n)
 {
-	char base[4200], path[4400];
-	char **names = calloc(3, sizeof(char *));
+	static const char *const fixed[] = { "stdin", "result" };
+	char base[4200], path[4400], name[64];
+	char **names = calloc(1, sizeof(char *));
 	size_t count = 0;
 	struct stat st;
+	int ret = 0;
 
 	if (!names || queue_dir(sb, ctx, base, sizeof(base)))
 		return names;
-	snprintf(path, sizeof(path), "%s/runs/%llu/stdin", base, (unsigned long long)n);
-	if (stat(path, &st) == 0)
-		names[count++] = strdup("stdin");
-	snprintf(path, sizeof(path), "%s/runs/%llu/result", base, (unsigned long long)n);
-	if (stat(path, &st) == 0)
-		names[count++] = strdup("result");
-	for (size_t k = 1; k < 1000; k++) {
-		char name[64], **grown;
-
+	for (size_t i = 0; i < 2 && !ret; i++) {
+		snprintf(path, sizeof(path), "%s/runs/%llu/%s", base, (unsigned long long)n, fixed[i]);
+		if (stat(path, &st) == 0)
+			ret = names_add(&names, &count, fixed[i]);
+	}
+	for (size_t k = 1; k <= RUN_FIGURES_MAX && !ret; k++) {
 		snprintf(name, sizeof(name), "figure-%zu.png", k);
 		snprintf(path, sizeof(path), "%s/runs/%llu/%s", base, (unsigned long long)n, name);
 		if (stat(path, &st))
 			break;
-		grown = realloc(names, (count + 2) * sizeof(char *));
-		if (!grown)
-			break;
-		names = grown;
-		names[count++] = strdup(name);
+		ret = names_add(&names, &count, name);
 	}
-	names[count] = NULL;
-	/* A failed strdup leaves a NULL early: the list just ends there. */
+	if (ret) {
+		/* Out of memory is an error to report, not a shorter list. */
+		ctl_strv_free(names);
+		errno = ENOMEM;
+		return NULL;
+	}
 	return names;
 }
 
@@ -1088,6 +1132,8 @@ static void queue_load(struct run_queue *q, const char *base)
 
 	snprintf(path, sizeof(path), "%s/runs", base);
 	v = scan_runs(path, &n);
+	if (!v)
+		fprintf(stderr, "sbxfs: warning: cannot read the history in '%s': %m\n", path);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/runs/%llu/exit", base, (unsigned long long)v[i]);
 		if (stat(path, &st) < 0 && errno == ENOENT) {

@@ -31,21 +31,31 @@ struct run_queue {
 	size_t stdin_len;
 };
 
+/*
+ * One sandbox. Lock order (docs/design.md, "Locks"): ctl->lock > save_lock >
+ * sb->lock; a context's fields are under its sandbox's lock. No mutex is held
+ * across a backend call that may block: a call on inst announces itself with
+ * inst_enter (inst.c) and waits, if it must, on inst_cond.
+ */
 struct sandbox {
 	atomic_int refs;
-	struct sbx_ctl *ctl;
-	pthread_mutex_t lock;           /* guards everything below but `ops` calls on inst */
-	pthread_mutex_t op_lock;        /* serialises backend calls on inst */
+	struct sbx_ctl *ctl;            /* set once */
+	/*
+	 * sb->lock guards every field below that is not marked "set once", and the
+	 * run queues and contexts list. A leaf below save_lock: nothing else is
+	 * taken under it, and no backend call or file I/O is made while it is held
+	 * (the run worker copies what it needs and lets go).
+	 */
+	pthread_mutex_t lock;
 	/* Serialises state_save of this sandbox: snapshot and write as one, so the
-	 * newest state wins. Order: after op_lock, before sb->lock; no backend call
-	 * is made under it. */
+	 * newest state wins. Taken before sb->lock; no backend call under it. */
 	pthread_mutex_t save_lock;
-	pthread_cond_t idle_cond;       /* signalled when the run worker exits */
+	pthread_cond_t idle_cond;       /* with sb->lock: a run worker exited */
 
-	char name[65];
-	char id[33];
-	char template_name[65];
-	char dir[4096];                 /* state_root/sandboxes/NAME */
+	char name[65];                  /* set once */
+	char id[33];                    /* set once */
+	char template_name[65];         /* set once */
+	char dir[4096];                 /* set once: state_root/sandboxes/NAME */
 
 	time_t created;
 	time_t last_active;             /* TTL counts from here */
@@ -56,16 +66,22 @@ struct sandbox {
 	struct json_object *meta;       /* object of string values */
 	bool paused;
 	bool killing;                   /* a kill has begun: saved, and finished on the next start */
+	bool dead;                      /* killed or let go: every call fails with ENOENT */
 
+	/*
+	 * The backend's handle. Read and replaced under sb->lock; used only between
+	 * inst_enter and inst_leave (inst.c), which keep it alive: shared calls
+	 * count in inst_shared, one exclusive call (destroy, release, lifecycle,
+	 * set_limits) sets inst_excl and is the only one that may free it.
+	 */
 	struct sbx_instance *inst;
-	bool dead;                      /* killed: every call fails with ENOENT */
+	unsigned inst_shared;
+	unsigned inst_excl_waiting;     /* holds back new shared calls: no starved kill */
+	bool inst_excl;
+	pthread_cond_t inst_cond;       /* with sb->lock: a call on inst ended */
 
 	struct run_queue runs;
 	struct context *contexts;       /* contexts/, a list */
-
-	/* for cpu_percent */
-	double prev_cpu;
-	struct timespec prev_cpu_at;
 };
 
 struct sbx_ctl {
@@ -108,6 +124,26 @@ void sandbox_spec(const struct sandbox *sb, struct sbx_spec *spec, char *state_d
 
 /* registry.c, internal */
 void ctl_close_sandboxes(struct sbx_ctl *ctl);
+
+/*
+ * inst.c: a call on sb->inst. inst_enter waits (on inst_cond, no mutex held)
+ * until the call may run and returns inst, or NULL with err ENOENT when the
+ * sandbox has none or is dead (INST_EVEN_DEAD: only when it has none).
+ * inst_leave(sb, the same mode) ends the call. inst_forget, by an exclusive
+ * holder, drops the handle it has freed (destroy) or let go (release).
+ */
+#define INST_SHARED 0u
+#define INST_EXCL 1u
+#define INST_EVEN_DEAD 2u
+struct sbx_instance *inst_enter(struct sandbox *sb, unsigned mode, struct sbx_err *err);
+void inst_leave(struct sandbox *sb, unsigned mode);
+void inst_forget(struct sandbox *sb);
+/*
+ * Creating: inst_claim_new before the sandbox is visible, so a kill that finds
+ * it waits for the create; inst_publish(sb, the new inst or NULL) after it.
+ */
+void inst_claim_new(struct sandbox *sb);
+void inst_publish(struct sandbox *sb, struct sbx_instance *inst);
 
 /* state.c: sandbox.json, written atomically; saves of one sandbox in order (save_lock) */
 int state_save(struct sandbox *sb, struct sbx_err *err);

@@ -18,10 +18,12 @@ static enum sbx_status sandbox_status(struct sandbox *sb)
 {
 	enum sbx_status st = SBX_STATUS_STOPPED;
 
-	pthread_mutex_lock(&sb->op_lock);
-	if (sb->inst && sandbox_alive(sb))
-		st = sb->ctl->ops->status(sb->inst);
-	pthread_mutex_unlock(&sb->op_lock);
+	struct sbx_instance *inst = inst_enter(sb, INST_SHARED, NULL);
+
+	if (inst) {
+		st = sb->ctl->ops->status(inst);
+		inst_leave(sb, INST_SHARED);
+	}
 	return st;
 }
 
@@ -94,10 +96,12 @@ char *sandbox_metrics_json(struct sandbox *sb)
 	json_object *o;
 	int ret = -ENOENT;
 
-	pthread_mutex_lock(&sb->op_lock);
-	if (sb->inst && sandbox_alive(sb))
-		ret = sb->ctl->ops->metrics(sb->inst, &m, &err);
-	pthread_mutex_unlock(&sb->op_lock);
+	struct sbx_instance *inst = inst_enter(sb, INST_SHARED, &err);
+
+	if (inst) {
+		ret = sb->ctl->ops->metrics(inst, &m, &err);
+		inst_leave(sb, INST_SHARED);
+	}
 	o = json_object_new_object();
 	json_object_object_add(o, "cpu_seconds", json_object_new_double(m.cpu_seconds));
 	json_object_object_add(o, "cpu_percent", json_object_new_double(m.cpu_percent));
@@ -156,14 +160,15 @@ int sandbox_root_fd(struct sandbox *sb, int *fd, struct sbx_err *err)
 {
 	int ret;
 
-	pthread_mutex_lock(&sb->op_lock);
-	if (!sb->inst || !sandbox_alive(sb))
-		ret = sbx_err_set(err, ENOENT, "sandbox '%s' is not running", sb->name);
-	else if (!sb->ctl->ops->root_fd)
-		ret = sbx_err_set(err, ENOTSUP, "the %s backend has no files/", sb->ctl->ops->name);
-	else
-		ret = sb->ctl->ops->root_fd(sb->inst, fd, err);
-	pthread_mutex_unlock(&sb->op_lock);
+	struct sbx_instance *inst;
+
+	if (!sb->ctl->ops->root_fd)
+		return sbx_err_set(err, ENOTSUP, "the %s backend has no files/", sb->ctl->ops->name);
+	inst = inst_enter(sb, INST_SHARED, err);
+	if (!inst)
+		return -err->code;
+	ret = sb->ctl->ops->root_fd(inst, fd, err);
+	inst_leave(sb, INST_SHARED);
 	return ret;
 }
 
@@ -171,13 +176,14 @@ int sandbox_user_ids(struct sandbox *sb, uid_t *uid, gid_t *gid, struct sbx_err 
 {
 	int ret;
 
-	pthread_mutex_lock(&sb->op_lock);
-	if (!sb->inst)
-		ret = sbx_err_set(err, ENOENT, "sandbox '%s' is not running", sb->name);
-	else if (!sb->ctl->ops->user_ids)
-		ret = sbx_err_set(err, ENOTSUP, "the %s backend tells no sandbox user", sb->ctl->ops->name);
-	else
-		ret = sb->ctl->ops->user_ids(sb->inst, uid, gid, err);
-	pthread_mutex_unlock(&sb->op_lock);
+	struct sbx_instance *inst;
+
+	if (!sb->ctl->ops->user_ids)
+		return sbx_err_set(err, ENOTSUP, "the %s backend tells no sandbox user", sb->ctl->ops->name);
+	inst = inst_enter(sb, INST_SHARED | INST_EVEN_DEAD, err);
+	if (!inst)
+		return -err->code;
+	ret = sb->ctl->ops->user_ids(inst, uid, gid, err);
+	inst_leave(sb, INST_SHARED | INST_EVEN_DEAD);
 	return ret;
 }

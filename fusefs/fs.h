@@ -49,7 +49,7 @@ struct notify_state {
  * fuse_req_userdata(req) and every other thread by its owner's pointer.
  *
  * Lock order inside fusefs (docs/design.md): a fusefs lock is never held
- * while control/ is called, so control's locks (ctl->lock > op_lock >
+ * while control/ is called, so control's locks (ctl->lock > save_lock >
  * sb->lock) come first whenever both are held, and every fusefs lock below is
  * a leaf: nodes.lock, handles_lock, a handle's lock, pending_lock,
  * notify.lock; watch.c's reg_lock > proc_lock is its own (see watch.c).

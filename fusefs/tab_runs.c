@@ -42,7 +42,7 @@ static char **history_names(struct node *dir)
 {
 	size_t count = 0;
 	uint64_t *runs = run_history(dir->sb, dir->ctx, &count);
-	char **names = calloc(count + 1, sizeof(*names));
+	char **names = runs ? calloc(count + 1, sizeof(*names)) : NULL;   /* NULL: ENOMEM, not empty */
 
 	for (size_t i = 0; names && i < count; i++) {
 		if (asprintf(&names[i], "%llu", (unsigned long long)runs[i]) < 0) {
@@ -153,7 +153,7 @@ static char **figure_names(struct node *dir)
 {
 	size_t nruns = 0, count = 0;
 	uint64_t *runs = run_history(dir->sb, dir->ctx, &nruns);
-	char **names = calloc(1, sizeof(*names));
+	char **names = runs ? calloc(1, sizeof(*names)) : NULL;   /* NULL: ENOMEM, not empty */
 
 	for (size_t i = 0; names && i < nruns; i++) {
 		if (append_figures(dir, runs[i], &names, &count)) {

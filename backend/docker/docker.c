@@ -234,9 +234,10 @@ static int docker_destroy(struct sbx_instance *inst, struct sbx_err *err)
 	r = dk_container_remove(inst, err);
 
 	if (r < 0)
-		return sbx_err_wrap(err, "removing container '%s'", inst->cname);
+		sbx_err_wrap(err, "removing container '%s'", inst->cname);
+	/* Freed also on failure, as backend.h says: the control plane forgets it either way. */
 	dk_inst_free(inst);
-	return 0;
+	return r < 0 ? -err->code : 0;
 }
 
 static void docker_release(struct sbx_instance *inst)

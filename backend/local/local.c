@@ -68,7 +68,7 @@ struct sbx_instance {
 	/*
 	 * Serialises (re)starting and ending the sandbox's processes (create,
 	 * restart, attach, destroy, and the host-side end of a stuck run, which
-	 * comes from a waiter thread outside the control plane's op_lock). Taken
+	 * comes from a waiter thread outside the control plane's exclusive calls). Taken
 	 * before in->lock; backend-internal, below the control plane's locks.
 	 */
 	pthread_mutex_t start_lock;

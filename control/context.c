@@ -170,8 +170,11 @@ void ctx_load_all(struct sandbox *sb)
 
 	snprintf(path, sizeof(path), "%s/contexts", sb->dir);
 	d = opendir(path);
-	if (!d)
+	if (!d) {
+		if (errno != ENOENT)
+			fprintf(stderr, "sbxfs: warning: cannot read '%s': %m; its contexts are not listed\n", path);
 		return;
+	}
 	while ((de = readdir(d))) {
 		struct sbx_err err = { 0 };
 		struct context *c;
@@ -179,8 +182,11 @@ void ctx_load_all(struct sandbox *sb)
 		if (de->d_name[0] == '.' || ctl_check_name(de->d_name, &err))
 			continue;
 		c = ctx_alloc(sb, de->d_name);
-		if (!c)
+		if (!c) {
+			fprintf(stderr, "sbxfs: warning: out of resources loading context '%s' of '%s'; it and "
+				"the contexts after it are not listed\n", de->d_name, sb->name);
 			break;
+		}
 		interp_find_lost(c);
 		pthread_mutex_lock(&sb->lock);
 		c->next = sb->contexts;

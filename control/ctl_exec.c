@@ -301,21 +301,30 @@ static int cmd_restart(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_e
 
 static int cmd_ttl(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *err)
 {
-	uint64_t ttl;
+	uint64_t ttl, old;
 	int ret = ctl_parse_seconds("ttl", c->args[0], &ttl, err);
 
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&sb->lock);
+	old = sb->ttl;
 	sb->ttl = ttl;
 	sb->last_active = time(NULL);
 	pthread_mutex_unlock(&sb->lock);
-	return state_save(sb, err);
+	ret = state_save(sb, err);
+	if (ret) {
+		/* A failed command changes nothing (unless another one changed it since). */
+		pthread_mutex_lock(&sb->lock);
+		if (sb->ttl == ttl)
+			sb->ttl = old;
+		pthread_mutex_unlock(&sb->lock);
+	}
+	return ret;
 }
 
 static int cmd_timeout(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *err)
 {
-	uint64_t timeout;
+	uint64_t timeout, old;
 	int ret = ctl_parse_seconds("timeout", c->args[0], &timeout, err);
 
 	if (ret)
@@ -323,9 +332,17 @@ static int cmd_timeout(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_e
 	if (timeout == 0)
 		return sbx_err_set(err, ERANGE, "timeout must be at least 1 second");
 	pthread_mutex_lock(&sb->lock);
+	old = sb->timeout;
 	sb->timeout = timeout;
 	pthread_mutex_unlock(&sb->lock);
-	return state_save(sb, err);
+	ret = state_save(sb, err);
+	if (ret) {
+		pthread_mutex_lock(&sb->lock);
+		if (sb->timeout == timeout)
+			sb->timeout = old;
+		pthread_mutex_unlock(&sb->lock);
+	}
+	return ret;
 }
 
 static int cmd_set(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *err)

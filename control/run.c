@@ -650,18 +650,18 @@ static int run_one(struct sandbox *sb, struct run_queue *q, struct run_item *it,
 
 	r.start_ms = sbx_real_ms();
 	r.start_mono = sbx_mono_ms();
-	if (rec_open_files(&r) == 0 && rec_begin(&r, q) == 0) {
+	if (rec_open_files(&r) < 0) {
+		/* Its record cannot even be begun: that is the run's failure, with its errno,
+		 * and the latest run stays the one before (rec_begin makes this one latest). */
+		r.record = r.fail;
+	} else if (rec_begin(&r, q) == 0) {
 		rec_exec(&r);
-	} else {
-		pthread_mutex_lock(&sb->lock);
-		q->latest = n;
-		q->latest_done = false;
-		pthread_mutex_unlock(&sb->lock);
 	}
 	rec_notes(&r);
 	if (r.exit_code < 0)
 		r.exit_code = 125;  /* could not run: like env(1) and timeout(1) */
-	rec_finish(&r);
+	if (!r.record.code)
+		rec_finish(&r);
 	*record = r.record;
 	if (!record->code && r.fail.code && (r.fail.code == ENOSPC || r.fail.code == EIO || r.fail.code == EDQUOT))
 		*record = r.fail;

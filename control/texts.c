@@ -152,8 +152,18 @@ int sandbox_set_env(struct sandbox *sb, const char *buf, size_t len, struct sbx_
 	old = sb->env;
 	sb->env = env;
 	pthread_mutex_unlock(&sb->lock);
+	ret = state_save(sb, err);
+	if (ret) {
+		/* A failed command changes nothing: runs keep the env that is on disk. */
+		pthread_mutex_lock(&sb->lock);
+		if (sb->env == env) {
+			sb->env = old;
+			old = env;
+		}
+		pthread_mutex_unlock(&sb->lock);
+	}
 	ctl_strv_free(old);
-	return state_save(sb, err);
+	return ret;
 }
 
 int sandbox_root_fd(struct sandbox *sb, int *fd, struct sbx_err *err)

@@ -155,3 +155,38 @@ def test_crash_during_a_series_of_kills(mount_factory):
             assert r.stdout == "alive\n", (name, r)
             assert m2.ctl("kill " + name).ok
         assert_gone(m2, name, sid, paths)
+
+
+def test_a_failed_state_write_fails_the_command_and_changes_nothing(mount_factory):
+    """A state write that fails (simulated: the sandbox's state directory made immutable, so
+    its temporary file cannot be made; a full disk or an I/O error take the same path) fails
+    the command with the errno and the reason in `errors`, and nothing changes, on disk or in
+    what the mount shows; once the directory is writable again, the same commands work."""
+    import errno
+    import subprocess
+
+    m = mount_factory()
+    b = m.new(unique("sw"), "ttl=600", "timeout=60", "env.A=1")
+    assert b.run("sh", "echo first\n").exit == 0   # runs/ exists: runs are not state writes
+    d = os.path.join(str(m.state), "sandboxes", b.name)
+    subprocess.run(["chattr", "+i", d], check=True)
+    try:
+        with pytest.raises(OSError) as e:
+            write_file(b.path("env"), "A=2\n")
+        assert e.value.errno == errno.EPERM
+        for cmd in ("ttl 99", "timeout 7"):
+            r = b.ctl(cmd)
+            assert r.errno == errno.EPERM and "cannot save the state" in r.text, r
+        assert "cannot save the state of sandbox '%s'" % b.name in m.errors()
+        assert read_text(b.path("env")) == "A=1\n"
+        info = b.info()
+        assert (info["ttl"], info["timeout"]) == (600, 60), info
+        r = b.run("sh", 'echo "$A"\n')
+        assert r.stdout == "1\n", r
+    finally:
+        subprocess.run(["chattr", "-i", d], check=True)
+    write_file(b.path("env"), "A=3\n")
+    assert b.ctl("ttl 99").ok
+    m2 = m.remount(crash=True)
+    b = m2.sandbox(b.name)
+    assert read_text(b.path("env")) == "A=3\n" and b.info()["ttl"] == 99

@@ -39,14 +39,19 @@ struct sfile_ops {
 	/* Default: kept in h->wbuf (at most CODE_MAX bytes) for commit. */
 	void (*write)(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);
 	/*
-	 * Applies what was written since the last commit, at flush (req set) and
-	 * at release (req NULL). 0, -errno, or SYNTH_LATER: req is answered later.
+	 * Applies content written to the file n (takes data): at flush (req set)
+	 * and release (req NULL) of a writer, and for a rename of a scratch file
+	 * onto it. 0, -errno, or SYNTH_LATER: req is answered later.
 	 */
-	int (*commit)(struct handle *h, char *data, size_t len, fuse_req_t req);
+	int (*commit)(struct node *n, char *data, size_t len, fuse_req_t req);
+	/* Drops what open took (h->priv). */
+	void (*release)(struct handle *h);
 	/* Size and times; default: size 0, times now. -errno when the file is gone. */
 	int (*stat)(struct node *n, struct stat *st);
-	/* Truncation to size 0 outside a write (`: > stdin`). Default: accepted, nothing done. */
-	void (*truncate)(struct node *n);
+	/* Truncation outside a write (`: > stdin`): 0 or -errno. Default: accepted, nothing done. */
+	int (*truncate)(struct node *n, off_t size);
+	/* chmod, chown: 0 or -errno. Default: EPERM. */
+	int (*chattr)(struct node *n, const struct stat *attr, int to_set);
 	/* poll(2) on an open handle. Default: always ready. */
 	void (*poll)(fuse_req_t req, struct handle *h, struct fuse_pollhandle *ph);
 };
@@ -80,6 +85,8 @@ struct sdir {
 	int (*find)(struct node *dir, const char *name, struct sentry *e);
 	/* Before a lookup in it: -ENOENT when the directory itself is gone. */
 	int (*enter)(struct node *dir);
+	/* New files here are scratch files (scratch.c): the directory holds writable control files. */
+	bool scratch;
 	/* mkdir/rmdir of a name in it; NULL: EPERM. */
 	void (*mkdir)(fuse_req_t req, struct node *dir, const char *name);
 	void (*rmdir)(fuse_req_t req, struct node *dir, const char *name);
@@ -97,10 +104,12 @@ struct sentry {
 	const char *ctx;           /* the node's context when it starts one (contexts/CTX); else NULL */
 };
 
-/* A listing in progress: the generated names, fetched once. */
+/* A listing in progress: the generated names and scratch files, fetched once. */
 struct gen_pass {
 	char **names;
 	size_t count;
+	char **scratch;
+	size_t nscratch;
 	bool fetched;
 };
 
@@ -129,6 +138,13 @@ void synth_lookup(fuse_req_t req, struct node *dir, const char *name);
 void synth_getattr(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
 void synth_readdir(fuse_req_t req, struct node *dir, size_t size, off_t off, struct fuse_file_info *fi,
 		   bool plus);
+
+/* Scratch files (f_scratch.c): the row every one of them is, and the directory requests. */
+extern const struct dirtab scratch_dirtab;
+int scratch_create_file(fuse_req_t req, struct node *dir, const char *name, int flags, struct node **out);
+void scratch_unlink_req(fuse_req_t req, struct node *dir, const char *name);
+void scratch_rename_req(fuse_req_t req, struct node *dir, const char *name, struct node *newdir,
+			const char *newname, unsigned int flags);
 
 /* The tables (tab_*.c). */
 extern const struct dirtab root_dirtab;

@@ -21,7 +21,7 @@ static void wait_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 		return;
 	}
 	pthread_mutex_unlock(&h->lock);
-	p = pending_new(req, PENDING_WAIT, h, size);
+	p = pending_new(req, PENDING_WAIT, n->sb, h, size);
 	if (!p) {
 		fuse_reply_err(req, ENOMEM);
 		return;

@@ -6,6 +6,7 @@
 #include "dirtab.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static void ctl_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
@@ -33,4 +34,18 @@ static void ctl_write(fuse_req_t req, struct handle *h, const char *buf, size_t 
 		fuse_reply_write(req, size);
 }
 
-const struct sfile_ops ctl_fops = { .read = ctl_read, .write = ctl_write };
+/* A scratch file renamed onto ctl: its content is one write, its errno the rename's. */
+static int ctl_commit(struct node *n, char *data, size_t len, fuse_req_t req)
+{
+	char where[300], *reply = NULL;
+	int ret;
+
+	(void)req;
+	synth_where(n, "ctl", where, sizeof(where));
+	ret = ctl_execute(fs.ctl, n->sb, data, len, where, &reply);
+	free(reply);
+	free(data);
+	return ret;
+}
+
+const struct sfile_ops ctl_fops = { .read = ctl_read, .write = ctl_write, .commit = ctl_commit };

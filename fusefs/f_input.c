@@ -24,19 +24,16 @@ static int code_open(struct handle *h, int flags)
 	return 0;
 }
 
-static int code_commit(struct handle *h, char *data, size_t len, fuse_req_t req)
+static int code_commit(struct node *n, char *data, size_t len, fuse_req_t req)
 {
-	struct node *n = h->node;
 	struct sbx_err err = { 0 };
-	struct pending *p = req ? pending_new(req, PENDING_FLUSH, h, 0) : NULL;
+	struct pending *p = req ? pending_new(req, PENDING_FLUSH, n->sb, NULL, 0) : NULL;
 	int ret;
 
 	ret = run_submit(n->sb, n->ctx, (enum run_lang)n->t->arg, data, len, p ? &p->waiter : NULL, &err);
 	if (ret) {
-		if (p) {
-			fuse_req_interrupt_func(req, NULL, NULL);
-			free(p);
-		}
+		if (p)
+			pending_cancel(p);
 		ctl_log_error(fs.ctl, run_lang_file((enum run_lang)n->t->arg), "(run)", 5, err.msg);
 		return ret;
 	}
@@ -61,9 +58,8 @@ static int env_open(struct handle *h, int flags)
 	return 0;
 }
 
-static int env_commit(struct handle *h, char *data, size_t len, fuse_req_t req)
+static int env_commit(struct node *n, char *data, size_t len, fuse_req_t req)
 {
-	struct node *n = h->node;
 	struct sbx_err err = { 0 };
 	char where[300];
 	int ret = sandbox_set_env(n->sb, data, len, &err);
@@ -81,9 +77,9 @@ const struct sfile_ops env_fops = { .open = env_open, .commit = env_commit };
 
 /* ---- stdin ---- */
 
-static int stdin_commit(struct handle *h, char *data, size_t len, fuse_req_t req)
+static int stdin_commit(struct node *n, char *data, size_t len, fuse_req_t req)
 {
-	int ret = run_set_stdin(h->node->sb, h->node->ctx, data, len);
+	int ret = run_set_stdin(n->sb, n->ctx, data, len);
 
 	(void)req;
 	free(data);
@@ -91,9 +87,9 @@ static int stdin_commit(struct handle *h, char *data, size_t len, fuse_req_t req
 }
 
 /* `: > stdin` empties it: the truncation is the whole write. */
-static void stdin_truncate(struct node *n)
+static int stdin_truncate(struct node *n, off_t size)
 {
-	run_set_stdin(n->sb, n->ctx, "", 0);
+	return size == 0 ? run_set_stdin(n->sb, n->ctx, "", 0) : 0;
 }
 
 const struct sfile_ops stdin_fops = { .commit = stdin_commit, .truncate = stdin_truncate };

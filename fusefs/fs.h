@@ -27,6 +27,8 @@ struct handle {
 	bool dirty;          /* written since the last run/commit */
 	int fd;              /* stdout/stderr/exit/run files: the spooled file */
 	off_t reply_base;    /* ctl: file offset where the reply of the last write starts */
+	void *priv;          /* what the file's family keeps (a scratch file) */
+	bool nonblock;       /* the read being served is O_NONBLOCK */
 	struct handle *prev, *next;   /* every open handle (fs.handles), guarded by fs.handles_lock */
 };
 
@@ -43,6 +45,14 @@ struct notify_state {
 	_Atomic pid_t tid;         /* the notifier thread's id, read by every lookup of exit */
 };
 
+/* What scratch.c keeps: every scratch file of the mount. */
+struct scratch_state {
+	pthread_mutex_t lock;      /* guards the list, every scratch's fields and bytes, total; a leaf */
+	struct scratch *list;
+	size_t total;              /* bytes held by all scratch files, open unlinked ones included */
+	uint64_t ttl_ms;           /* a scratch not open for this long is dropped */
+};
+
 /*
  * The FUSE layer's state: one instance (ops.c), handed to libfuse as the
  * session's userdata, so request handlers can reach it by
@@ -52,7 +62,7 @@ struct notify_state {
  * while control/ is called, so control's locks (ctl->lock > save_lock >
  * sb->lock) come first whenever both are held, and every fusefs lock below is
  * a leaf: nodes.lock, handles_lock, a handle's lock, pending_lock,
- * notify.lock; watch.c's reg_lock > proc_lock is its own (see watch.c).
+ * notify.lock, scratch.lock; watch.c's reg_lock > proc_lock is its own (see watch.c).
  */
 struct fs {
 	struct sbx_ctl *ctl;
@@ -67,6 +77,7 @@ struct fs {
 	pthread_mutex_t pending_lock;      /* pending.c: who answers a kept request; a leaf */
 	struct notify_state notify;        /* notify.c */
 	struct pt_state pt;                /* pt_cache.c: descriptors of files/ nodes */
+	struct scratch_state scratch;      /* scratch.c */
 	/* watch.c still keeps its state in file-scope variables (see watch.c). */
 };
 

@@ -9,6 +9,7 @@
  */
 #include "fs.h"
 #include "dirtab.h"
+#include "scratch.h"
 #include "../control/ctl_parse.h"
 #include "../backend/util.h"
 
@@ -29,6 +30,7 @@ extern const struct fuse_lowlevel_ops sbxfs_ops;
 struct options {
 	char *backend, *state, *ttl, *timeout, *mem, *cpus, *pids, *disk, *history, *output_max;
 	char *docker_host;
+	char *scratch_ttl;   /* hidden, for tests: seconds a scratch file left alone lives (default 60) */
 	int help, version;
 };
 
@@ -38,6 +40,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("timeout=%s", timeout),   OPT("mem=%s", mem),       OPT("cpus=%s", cpus),
 	OPT("pids=%s", pids),         OPT("disk=%s", disk),     OPT("history=%s", history),
 	OPT("output_max=%s", output_max), OPT("docker_host=%s", docker_host),
+	OPT("scratch_ttl=%s", scratch_ttl),
 	OPT("-h", help),              OPT("--help", help),      OPT("-V", version),
 	OPT("--version", version),    FUSE_OPT_END
 };
@@ -103,6 +106,21 @@ static int parse_options(const struct options *o, struct ctl_config *cfg, struct
 		return ret;
 	if (cfg->timeout == 0)
 		return sbx_err_set(err, ERANGE, "timeout must be at least 1 second");
+	return 0;
+}
+
+/* The FUSE layer's own options. */
+static int parse_fs_options(const struct options *o, struct sbx_err *err)
+{
+	uint64_t v;
+	int ret;
+
+	if (o->scratch_ttl) {
+		ret = ctl_parse_seconds("scratch_ttl", o->scratch_ttl, &v, err);
+		if (ret)
+			return ret;
+		fs.scratch.ttl_ms = v * 1000;
+	}
 	return 0;
 }
 
@@ -189,98 +207,151 @@ static void daemon_ready(int notify_fd, char status)
 	close(notify_fd);
 }
 
-int main(int argc, char *argv[])
-{
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_cmdline_opts cmd = { 0 };
-	struct options o = { 0 };
-	struct ctl_config cfg = { 0 };
-	struct sbx_err err = { 0 };
-	struct fuse_loop_config *loop = NULL;
-	char *state = NULL, *helper = NULL, *mnt_abs = NULL;
-	int ret = 1, notify_fd = -1;
+/* What main() gathers before it mounts, and frees at the end. */
+struct startup {
+	struct fuse_args args;
+	struct fuse_cmdline_opts cmd;
+	struct options o;
+	struct ctl_config cfg;
+	char *state, *helper, *mnt_abs;
+	char *source;       /* mount(8)'s first argument (mount -t fuse.sbxfs SOURCE DIR): ignored */
+	int nonopts;
+};
 
-	signal(SIGPIPE, SIG_IGN);
-	if (fuse_opt_parse(&args, &o, option_spec, NULL) == -1)
+/*
+ * mount.fuse3 runs `sbxfs SOURCE MOUNTPOINT -o ...`: the first of two plain
+ * arguments is the source, which names nothing here; libfuse's own parser
+ * takes only the mount point.
+ */
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct startup *s = (struct startup *)((char *)data - offsetof(struct startup, o));
+
+	(void)outargs;
+	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
-	if (o.version) {
-		printf("sbxfs %s (libfuse %s)\n", SBX_VERSION, fuse_pkgversion());
-		return 0;
+	if (s->nonopts++ == 0) {
+		s->source = strdup(arg);
+		return s->source ? 0 : -1;
 	}
-	if (fuse_parse_cmdline(&args, &cmd) != 0)
-		return 1;
-	if (o.help || cmd.show_help) {
-		usage(argv[0]);
+	return 1;
+}
+
+static void startup_free(struct startup *s)
+{
+	char **opts[] = { &s->o.backend, &s->o.state, &s->o.ttl, &s->o.timeout, &s->o.mem, &s->o.cpus,
+			  &s->o.pids, &s->o.disk, &s->o.history, &s->o.output_max, &s->o.docker_host,
+			  &s->o.scratch_ttl, &s->state, &s->helper, &s->mnt_abs, &s->source, &s->cmd.mountpoint };
+
+	fuse_opt_free_args(&s->args);
+	free((char *)s->cfg.state_root);
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		free(*opts[i]);
+}
+
+/* The state directory, the mount point and the agent's directory, made absolute. */
+static int startup_paths(struct startup *s)
+{
+	struct sbx_err err = { 0 };
+
+	s->state = s->o.state ? strdup(s->o.state) : default_state_dir();
+	if (!s->state) {
+		fprintf(stderr, "sbxfs: out of memory\n");
+		return -1;
+	}
+	if (sbx_mkdir_p(s->state, 0700, &err) < 0) {
+		fprintf(stderr, "sbxfs: cannot create state directory: %s\n", err.msg);
+		return -1;
+	}
+	s->cfg.state_root = realpath(s->state, NULL);
+	s->mnt_abs = realpath(s->cmd.mountpoint, NULL);
+	if (!s->cfg.state_root || !s->mnt_abs) {
+		fprintf(stderr, "sbxfs: cannot resolve '%s': %m\n", s->cfg.state_root ? s->cmd.mountpoint : s->state);
+		return -1;
+	}
+	s->helper = find_helper_dir();
+	s->cfg.helper_dir = s->helper;
+	s->cfg.mountpoint = s->mnt_abs;
+	s->cfg.name_reserved = root_name_reserved;
+	fs.mountpoint = s->mnt_abs;
+	fs.uid = getuid();
+	fs.gid = getgid();
+	return 0;
+}
+
+/* Options and paths: 0 to go on, else *code is what main returns. */
+static int startup_parse(struct startup *s, const char *prog, int *code)
+{
+	struct sbx_err err = { 0 };
+
+	*code = 1;
+	if (fuse_opt_parse(&s->args, &s->o, option_spec, opt_proc) == -1)
+		return -1;
+	/* One plain argument: it was the mount point after all. */
+	if (s->nonopts == 1 && fuse_opt_add_arg(&s->args, s->source))
+		return -1;
+	if (s->o.version) {
+		printf("sbxfs %s (libfuse %s)\n", SBX_VERSION, fuse_pkgversion());
+		*code = 0;
+		return -1;
+	}
+	if (fuse_parse_cmdline(&s->args, &s->cmd) != 0)
+		return -1;
+	if (s->o.help || s->cmd.show_help) {
+		usage(prog);
 		printf("FUSE options:\n");
 		fuse_cmdline_help();
 		fuse_lowlevel_help();
-		ret = 0;
-		goto out_args;
+		*code = 0;
+		return -1;
 	}
-	if (!cmd.mountpoint) {
+	if (!s->cmd.mountpoint) {
 		fprintf(stderr, "sbxfs: no mount point given (see sbxfs --help)\n");
-		goto out_args;
+		return -1;
 	}
-	if (parse_options(&o, &cfg, &err)) {
+	if (parse_options(&s->o, &s->cfg, &err) || parse_fs_options(&s->o, &err)) {
 		fprintf(stderr, "sbxfs: %s\n", err.msg);
-		goto out_args;
+		return -1;
 	}
-	state = o.state ? strdup(o.state) : default_state_dir();
-	if (!state) {
-		fprintf(stderr, "sbxfs: out of memory\n");
-		goto out_args;
-	}
-	if (sbx_mkdir_p(state, 0700, &err) < 0) {
-		fprintf(stderr, "sbxfs: cannot create state directory: %s\n", err.msg);
-		goto out_args;
-	}
-	cfg.state_root = realpath(state, NULL);
-	mnt_abs = realpath(cmd.mountpoint, NULL);
-	if (!cfg.state_root || !mnt_abs) {
-		fprintf(stderr, "sbxfs: cannot resolve '%s': %m\n", cfg.state_root ? cmd.mountpoint : state);
-		goto out_args;
-	}
-	helper = find_helper_dir();
-	cfg.helper_dir = helper;
-	cfg.mountpoint = mnt_abs;
-	fs.mountpoint = mnt_abs;
-	fs.uid = getuid();
-	fs.gid = getgid();
+	return startup_paths(s);
+}
 
-	if (!cmd.foreground && daemonize_wait(&notify_fd)) {
-		fprintf(stderr, "sbxfs: cannot go to the background: %m\n");
-		goto out_args;
-	}
-	node_table_init(&root_dirtab);
-	pt_init();      /* raises RLIMIT_NOFILE to its hard limit, before any thread */
-	cfg.name_reserved = root_name_reserved;
-	if (ctl_open(&cfg, &fs.ctl, &err)) {
-		fprintf(stderr, "sbxfs: %s\n", err.msg);
-		goto out_notify;
-	}
-	fs.se = fuse_session_new(&args, &sbxfs_ops, sizeof(sbxfs_ops), &fs);
+/* Serves requests until unmounted; returns libfuse's loop result. */
+static int serve_loop(const struct fuse_cmdline_opts *cmd)
+{
+	struct fuse_loop_config *loop = fuse_loop_cfg_create();
+	int ret;
+
+	fuse_loop_cfg_set_clone_fd(loop, cmd->clone_fd);
+	fuse_loop_cfg_set_idle_threads(loop, cmd->max_idle_threads);
+	if (cmd->max_threads > 0 && cmd->max_threads <= 100000)
+		fuse_loop_cfg_set_max_threads(loop, cmd->max_threads);
+	ret = cmd->singlethread ? fuse_session_loop(fs.se) : fuse_session_loop_mt(fs.se, loop);
+	fuse_loop_cfg_destroy(loop);
+	return ret;
+}
+
+/* Mounts, serves, and takes everything down in order; the control plane is open. */
+static int serve(struct startup *s, int *notify_fd)
+{
+	int ret = 1;
+
+	fs.se = fuse_session_new(&s->args, &sbxfs_ops, sizeof(sbxfs_ops), &fs);
 	if (!fs.se)
-		goto out_ctl;
+		return 1;
 	if (fuse_set_signal_handlers(fs.se))
 		goto out_session;
-	if (fuse_session_mount(fs.se, mnt_abs)) {
-		fprintf(stderr, "sbxfs: cannot mount on '%s'\n", mnt_abs);
+	if (fuse_session_mount(fs.se, s->mnt_abs)) {
+		fprintf(stderr, "sbxfs: cannot mount on '%s'\n", s->mnt_abs);
 		goto out_signals;
 	}
 	if (notify_start() == 0) {
 		ctl_set_announcer(fs.ctl, notify_announce, NULL);
 		ctl_set_gone_hook(fs.ctl, notify_gone, NULL);
 	}
-	daemon_ready(notify_fd, 0);
-	notify_fd = -1;
-
-	loop = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_clone_fd(loop, cmd.clone_fd);
-	fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
-	if (cmd.max_threads > 0 && cmd.max_threads <= 100000)
-		fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
-	ret = cmd.singlethread ? fuse_session_loop(fs.se) : fuse_session_loop_mt(fs.se, loop);
-	fuse_loop_cfg_destroy(loop);
+	daemon_ready(*notify_fd, 0);
+	*notify_fd = -1;
+	ret = serve_loop(&s->cmd);
 
 	ctl_set_announcer(fs.ctl, NULL, NULL);
 	ctl_set_gone_hook(fs.ctl, NULL, NULL);
@@ -299,27 +370,35 @@ out_signals:
 out_session:
 	fuse_session_destroy(fs.se);
 	synth_free_handles();
-out_ctl:
+	scratch_free_all();
+	return ret;
+}
+
+int main(int argc, char *argv[])
+{
+	struct startup s = { .args = FUSE_ARGS_INIT(argc, argv) };
+	struct sbx_err err = { 0 };
+	int code, notify_fd = -1;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (startup_parse(&s, argv[0], &code))
+		goto out;
+	code = 1;
+	if (!s.cmd.foreground && daemonize_wait(&notify_fd)) {
+		fprintf(stderr, "sbxfs: cannot go to the background: %m\n");
+		goto out;
+	}
+	node_table_init(&root_dirtab);
+	pt_init();      /* raises RLIMIT_NOFILE to its hard limit, before any thread */
+	if (ctl_open(&s.cfg, &fs.ctl, &err)) {
+		fprintf(stderr, "sbxfs: %s\n", err.msg);
+		daemon_ready(notify_fd, 1);
+		goto out;
+	}
+	code = serve(&s, &notify_fd) ? 1 : 0;
 	ctl_close(fs.ctl);
-out_notify:
 	daemon_ready(notify_fd, 1);
-out_args:
-	free(cmd.mountpoint);
-	fuse_opt_free_args(&args);
-	free(state);
-	free(helper);
-	free(mnt_abs);
-	free((char *)cfg.state_root);
-	free(o.backend);
-	free(o.state);
-	free(o.ttl);
-	free(o.timeout);
-	free(o.mem);
-	free(o.cpus);
-	free(o.pids);
-	free(o.disk);
-	free(o.history);
-	free(o.output_max);
-	free(o.docker_host);
-	return ret ? 1 : 0;
+out:
+	startup_free(&s);
+	return code;
 }

@@ -15,6 +15,7 @@ struct fs fs = {
 	.handles_lock = PTHREAD_MUTEX_INITIALIZER,
 	.pending_lock = PTHREAD_MUTEX_INITIALIZER,
 	.notify = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER },
+	.scratch = { .lock = PTHREAD_MUTEX_INITIALIZER, .ttl_ms = 60000 },
 };
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)

@@ -70,16 +70,18 @@ static void pending_done(void *arg, int exit_code)
 	if (req) {
 		fuse_req_interrupt_func(req, NULL, NULL);
 		/* What the run wrote is fresh in files/ before its close() returns. */
-		watch_sync(p->h->node->sb);
+		watch_sync(p->sb);
 		if (p->kind == PENDING_WAIT)
 			reply_wait(p, req, exit_code);
 		else
 			fuse_reply_err(req, p->waiter.error);  /* a run whose record failed */
 	}
+	sandbox_put(p->sb);
 	free(p);
 }
 
-struct pending *pending_new(fuse_req_t req, enum pending_kind kind, struct handle *h, size_t size)
+struct pending *pending_new(fuse_req_t req, enum pending_kind kind, struct sandbox *sb, struct handle *h,
+			    size_t size)
 {
 	struct pending *p = calloc(1, sizeof(*p));
 
@@ -87,6 +89,8 @@ struct pending *pending_new(fuse_req_t req, enum pending_kind kind, struct handl
 		return NULL;
 	p->kind = kind;
 	p->req = req;
+	p->sb = sb;
+	sandbox_ref(sb);
 	p->h = h;
 	p->size = size;
 	p->waiter.fn = pending_done;
@@ -98,4 +102,11 @@ struct pending *pending_new(fuse_req_t req, enum pending_kind kind, struct handl
 void pending_answer_now(struct pending *p, int exit_code)
 {
 	pending_done(p, exit_code);
+}
+
+void pending_cancel(struct pending *p)
+{
+	fuse_req_interrupt_func(p->req, NULL, NULL);
+	sandbox_put(p->sb);
+	free(p);
 }

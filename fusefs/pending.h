@@ -17,13 +17,17 @@ struct pending {
 	struct run_waiter waiter;     /* what control calls */
 	enum pending_kind kind;
 	fuse_req_t req;               /* NULL once answered */
+	struct sandbox *sb;           /* a reference: whose files/ is synced before the answer */
 	struct handle *h;             /* PENDING_WAIT: where the exit text goes */
 	size_t size;                  /* PENDING_WAIT: bytes asked for */
 	bool interrupted;
 };
 
-/* Makes a pending request and arms the interrupt callback. */
-struct pending *pending_new(fuse_req_t req, enum pending_kind kind, struct handle *h, size_t size);
+/* Makes a pending request on sb's files (h: the `wait` handle) and arms the interrupt callback. */
+struct pending *pending_new(fuse_req_t req, enum pending_kind kind, struct sandbox *sb, struct handle *h,
+			    size_t size);
+/* Drops a pending request that was never handed to control (its submit failed). */
+void pending_cancel(struct pending *p);
 /*
  * Called when it turned out there is nothing to wait for (not queued): answers
  * at once (or with EINTR if already interrupted) and frees p.

@@ -9,6 +9,7 @@
  * readdirplus: the kernel may mix both on one open directory.
  */
 #include "dirtab.h"
+#include "scratch.h"
 #include "../control/ctl_parse.h"
 
 #include <errno.h>
@@ -58,18 +59,24 @@ int synth_find(fuse_req_t req, struct node *dir, const char *name, struct sentry
 		sentry_init(e, dir, t, t->name);
 		return !t->present || t->present(req, dir, t) ? 0 : -ENOENT;
 	}
-	if (!d->gen_tab || !d->find)
-		return -ENOENT;
-	sentry_init(e, dir, d->gen_tab, name);
-	ret = d->find(dir, name, e);
-	if (ret)
+	if (d->gen_tab && d->find) {
+		sentry_init(e, dir, d->gen_tab, name);
+		ret = d->find(dir, name, e);
+		if (ret != -ENOENT)
+			return ret;
 		sentry_done(e);
-	return ret;
+	}
+	if (d->scratch && scratch_exists(dir->sb, dir->ctx, name)) {
+		sentry_init(e, dir, &scratch_dirtab, name);
+		return 0;
+	}
+	return -ENOENT;
 }
 
 void gen_pass_done(struct gen_pass *pass)
 {
 	ctl_strv_free(pass->names);
+	ctl_strv_free(pass->scratch);
 	memset(pass, 0, sizeof(*pass));
 }
 
@@ -80,6 +87,13 @@ static int gen_fetch(struct node *dir, struct gen_pass *pass)
 	if (pass->fetched)
 		return 0;
 	pass->fetched = true;
+	if (d->scratch) {
+		pass->scratch = scratch_names(dir->sb, dir->ctx);
+		if (!pass->scratch)
+			return -ENOMEM;
+		while (pass->scratch[pass->nscratch])
+			pass->nscratch++;
+	}
 	if (!d->gen_tab || !d->list)
 		return 0;
 	pass->names = d->list(dir);
@@ -105,8 +119,18 @@ int synth_gen(fuse_req_t req, struct node *dir, struct gen_pass *pass, size_t in
 		return GEN_FOUND;
 	}
 	index -= d->ntab;
-	if (gen_fetch(dir, pass) || index >= pass->count)
+	if (gen_fetch(dir, pass))
 		return GEN_END;
+	if (index >= pass->count) {
+		/* Scratch files come last; one whose name a real entry took since is hidden. */
+		index -= pass->count;
+		if (index >= pass->nscratch)
+			return GEN_END;
+		if (dirtab_fixed(dir, pass->scratch[index]))
+			return GEN_SKIP;
+		sentry_init(e, dir, &scratch_dirtab, pass->scratch[index]);
+		return GEN_FOUND;
+	}
 	name = pass->names[index];
 	sentry_init(e, dir, d->gen_tab, name);
 	if (resolve && d->find(dir, name, e)) {

@@ -75,6 +75,8 @@ static void handle_free(struct handle *h)
 	 */
 	pthread_mutex_lock(&h->lock);
 	pthread_mutex_unlock(&h->lock);
+	if (h->node->t->fops && h->node->t->fops->release)
+		h->node->t->fops->release(h);
 	if (h->fd >= 0)
 		close(h->fd);
 	free(h->data);
@@ -107,47 +109,55 @@ static const struct sfile_ops *fops_of(const struct node *n)
 	return n->t->fops ? n->t->fops : &none;
 }
 
-static void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+/* A new open file of n, tracked, in fi: 0 or -errno. */
+static int handle_open(struct node *n, struct fuse_file_info *fi)
 {
 	const struct sfile_ops *f = fops_of(n);
 	struct handle *h;
 	int ret;
 
-	if (S_ISDIR(n->t->mode)) {
-		fuse_reply_err(req, EISDIR);
-		return;
-	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY && !(n->t->mode & 0200)) {
-		fuse_reply_err(req, EACCES);
-		return;
-	}
-	if (n->sb && !sandbox_alive(n->sb)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
+	if (S_ISDIR(n->t->mode))
+		return -EISDIR;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && !(n->t->mode & 0200))
+		return -EACCES;
+	if (n->sb && !sandbox_alive(n->sb))
+		return -ENOENT;
 	h = calloc(1, sizeof(*h));
-	if (!h) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	if (!h)
+		return -ENOMEM;
 	pthread_mutex_init(&h->lock, NULL);
 	h->node = n;
 	h->fd = -1;
 	ret = f->open ? f->open(h, fi->flags) : 0;
 	if (ret) {
 		handle_free(h);
-		fuse_reply_err(req, -ret);
-		return;
+		return ret;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	fi->nonseekable = 0;
 	handle_track(h);
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		handle_untrack(h);
-		handle_free(h);
-	}
+	return 0;
+}
+
+/* The reply did not reach the caller (interrupted): nobody will release the handle. */
+static void handle_drop(struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+
+	handle_untrack(h);
+	handle_free(h);
+}
+
+static void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+{
+	int ret = handle_open(n, fi);
+
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else if (fuse_reply_open(req, fi) == -ENOENT)
+		handle_drop(fi);
 }
 
 /* The default read: the spooled file if there is one, else the snapshot. */
@@ -285,7 +295,7 @@ static int commit_written(struct handle *h, fuse_req_t req)
 	if (!f->commit)
 		return 0;
 	data = take_written(h, &len);
-	return data ? f->commit(h, data, len, req) : 0;
+	return data ? f->commit(h->node, data, len, req) : 0;
 }
 
 static void synth_flush(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
@@ -318,17 +328,20 @@ static void synth_setattr(fuse_req_t req, struct node *n, struct stat *attr, int
 	const struct sfile_ops *f = fops_of(n);
 
 	/* Truncation of a writable file is what `>` does before writing: accept it. */
+	int ret = 0;
+
 	if ((to_set & FUSE_SET_ATTR_SIZE) && !(n->t->mode & 0200)) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
-	if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == 0 && f->truncate)
-		f->truncate(n);
-	synth_getattr(req, n, fi);
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+		ret = f->chattr ? f->chattr(n, attr, to_set) : -EPERM;
+	if (!ret && (to_set & FUSE_SET_ATTR_SIZE) && f->truncate)
+		ret = f->truncate(n, attr->st_size);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		synth_getattr(req, n, fi);
 }
 
 static void synth_mkdir(fuse_req_t req, struct node *dir, const char *name, mode_t mode)
@@ -350,21 +363,15 @@ static void synth_rmdir(fuse_req_t req, struct node *dir, const char *name)
 
 /*
  * The notifier (notify.c) creates a table's file through the mount so that
- * inotify watchers see it appear; nobody else creates here.
+ * inotify watchers see it appear.
  */
-static void synth_create(fuse_req_t req, struct node *dir, const char *name, mode_t mode,
-			 struct fuse_file_info *fi)
+static void notifier_create(fuse_req_t req, struct node *dir, const struct dirtab *t,
+			    struct fuse_file_info *fi)
 {
-	const struct dirtab *t = dirtab_fixed(dir, name);
 	struct fuse_entry_param e;
 	struct node *n;
 
-	(void)mode;
-	if (!t || !notify_is_self(req)) {
-		fuse_reply_err(req, EACCES);
-		return;
-	}
-	n = node_synth(dir, name, t, dir->sb, 0, NULL);
+	n = node_synth(dir, t->name, t, dir->sb, 0, NULL);
 	if (!n) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -381,6 +388,53 @@ static void synth_create(fuse_req_t req, struct node *dir, const char *name, mod
 	fi->direct_io = 1;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		node_forget(n, 1);
+}
+
+/* Anyone else makes a scratch file (f_scratch.c), where the directory has them. */
+static void synth_create(fuse_req_t req, struct node *dir, const char *name, mode_t mode,
+			 struct fuse_file_info *fi)
+{
+	const struct dirtab *t = dirtab_fixed(dir, name);
+	struct fuse_entry_param e;
+	struct node *n = NULL;
+	int ret;
+
+	(void)mode;
+	if (t && notify_is_self(req)) {
+		notifier_create(req, dir, t, fi);
+		return;
+	}
+	ret = scratch_create_file(req, dir, name, fi->flags, &n);
+	if (!ret) {
+		memset(&e, 0, sizeof(e));
+		ret = synth_stat(n, &e.attr);
+	}
+	if (!ret)
+		ret = handle_open(n, fi);
+	if (ret) {
+		if (n)
+			node_forget(n, 1);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	e.ino = node_ino(n);
+	e.attr_timeout = n->t->attr_timeout;
+	e.entry_timeout = n->t->entry_timeout;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		handle_drop(fi);
+		node_forget(n, 1);
+	}
+}
+
+static void synth_unlink(fuse_req_t req, struct node *dir, const char *name)
+{
+	scratch_unlink_req(req, dir, name);
+}
+
+static void synth_rename(fuse_req_t req, struct node *dir, const char *name, struct node *newdir,
+			 const char *newname, unsigned int flags)
+{
+	scratch_rename_req(req, dir, name, newdir, newname, flags);
 }
 
 static void synth_poll(fuse_req_t req, struct node *n, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
@@ -405,6 +459,8 @@ const struct node_ops synth_node_ops = {
 	.rmdir = synth_rmdir,
 	.open = synth_open,
 	.create = synth_create,
+	.unlink = synth_unlink,
+	.rename = synth_rename,
 	.read = synth_read,
 	.write_buf = synth_write_buf,
 	.flush = synth_flush,

@@ -135,7 +135,7 @@ static const struct dirtab root_tab[] = {
 static const struct sdir root_sdir = {
 	SDIR_TAB(root_tab),
 	.gen_tab = &sandbox_dirtab, .list = sandbox_names, .find = sandbox_find,
-	.mkdir = root_mkdir, .rmdir = root_rmdir,
+	.scratch = true, .mkdir = root_mkdir, .rmdir = root_rmdir,
 };
 
 const struct dirtab root_dirtab = {

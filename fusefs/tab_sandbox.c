@@ -65,7 +65,7 @@ static int sandbox_enter(struct node *dir)
 	return 0;
 }
 
-const struct sdir sandbox_sdir = { SDIR_TAB(sandbox_tab), .enter = sandbox_enter };
+const struct sdir sandbox_sdir = { SDIR_TAB(sandbox_tab), .enter = sandbox_enter, .scratch = true };
 
 const struct dirtab sandbox_dirtab = {
 	NULL, M_DIR, TTL_FIXED, TTL_FIXED, .dir = &sandbox_sdir,
@@ -92,7 +92,7 @@ static int ctx_enter(struct node *dir)
 	return ctx_exists(dir->sb, dir->ctx) ? 0 : -ENOENT;
 }
 
-const struct sdir ctx_sdir = { SDIR_TAB(ctx_tab), .enter = ctx_enter };
+const struct sdir ctx_sdir = { SDIR_TAB(ctx_tab), .enter = ctx_enter, .scratch = true };
 
 const struct dirtab ctx_dirtab = {
 	NULL, M_DIR, TTL_FIXED, TTL_FIXED, .dir = &ctx_sdir,

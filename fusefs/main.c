@@ -47,7 +47,7 @@ static const struct fuse_opt option_spec[] = {
 
 static void usage(const char *prog)
 {
-	printf("usage: %s [options] MOUNTPOINT\n\n"
+	printf("usage: %s [options] [SOURCE] MOUNTPOINT   (SOURCE, as mount(8) passes it, is ignored)\n\n"
 	       "sbxfs options (-o name=value, comma-separated):\n"
 	       "    -o backend=local|docker  backend that runs sandboxes (default: local)\n"
 	       "    -o state=DIR             where sandbox state lives (default: /var/lib/sbxfs for root,\n"

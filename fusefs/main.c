@@ -357,6 +357,7 @@ static int serve(struct startup *s, int *notify_fd)
 	ctl_set_gone_hook(fs.ctl, NULL, NULL);
 	notify_stop();
 	watch_stop();
+	pt_locks_stop();        /* blocked lock requests answered while the session exists */
 	fuse_session_unmount(fs.se);
 	/*
 	 * Runs still going end now, while the session exists: the requests they

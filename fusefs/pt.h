@@ -35,6 +35,13 @@ struct pt_state {
 	size_t nopen;                /* fds held by nodes */
 	size_t max_open;             /* the bound: a quarter of RLIMIT_NOFILE */
 	bool ready;
+
+	/* pt_locks.c: lock requests waiting off the worker pool */
+	pthread_mutex_t wait_lock;   /* guards the fields below; taken before a waiter's own lock */
+	pthread_cond_t wait_cond;    /* signalled when a waiter leaves */
+	struct pt_lock_wait *waiters;
+	size_t nwaiters;
+	bool wait_stopping;
 };
 
 /*
@@ -66,6 +73,9 @@ void pt_node_drop(struct node *n);
  * closes half the cache and says whether to try again.
  */
 bool pt_shrink(int err);
+
+/* pt_locks.c: answers every waiting lock request (EINTR) and waits for their threads; at unmount. */
+void pt_locks_stop(void);
 
 /* passthrough.c: what the other pt_*.c files share */
 double pt_ttl(struct sandbox *sb);

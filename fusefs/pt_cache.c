@@ -37,6 +37,8 @@ void pt_init(void)
 	rlim_t cur = 1024;
 
 	pthread_mutex_init(&pt->lock, NULL);
+	pthread_mutex_init(&pt->wait_lock, NULL);
+	pthread_cond_init(&pt->wait_cond, NULL);
 	/* The soft limit a shell gives (1024) is no limit for a filesystem: take the hard one. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		if (rl.rlim_cur < rl.rlim_max) {

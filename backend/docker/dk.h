@@ -112,6 +112,11 @@ struct dk_sample {
 int dk_stats_parse(struct json_object *stats, struct dk_sample *s);
 /* State of an inspect answer -> status word. Pure; unit-tested. */
 enum sbx_status dk_state_status(struct json_object *inspect);
+/*
+ * The host ids of root inside on an engine with userns-remap (GET /info): 1 with *uid and *gid set,
+ * 0 without remapping, -EPROTO when remapped but the ids cannot be read. Pure; unit-tested.
+ */
+int dk_userns_base(struct json_object *info, uint32_t *uid, uint32_t *gid);
 /* Exit status of the exec wrapper -> struct sbx_exit (128+N reads as signal N). */
 void dk_exit_from_code(int64_t code, struct sbx_exit *out);
 
@@ -130,6 +135,8 @@ struct sbx_backend {
 	/* Whether the engine limits a container's writable layer (HostConfig.StorageOpt size:
 	 * overlay2 on xfs with pquota): 0 not known yet, 1 yes, -1 it refused once. */
 	_Atomic int storage_quota;
+	/* userns-remap: host uid/gid of root inside (the sandbox user is these + 1000); 0: none. */
+	uint32_t remap_uid, remap_gid;
 
 	struct sbx_template_info tmpl_default;
 	const struct sbx_template_info *tmpl_list[2];   /* default alone: engine unreachable */

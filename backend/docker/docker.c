@@ -26,6 +26,24 @@ uint64_t dk_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* userns-remap or not: what host ids the sandbox user has (dk_user_ids, files/). */
+static int dk_engine_ids(struct sbx_backend *be, struct sbx_err *err)
+{
+	struct dk_resp resp = {0};
+	struct json_object *info = NULL;
+	int r = dk_request(&be->eng, "GET", "/info", NULL, DK_TIMEOUT_MS, &resp, err);
+
+	if (r == 0 && !(info = dk_json_parse(&resp, "engine info", err)))
+		r = -err->code;
+	dk_resp_free(&resp);
+	if (r == 0 && dk_userns_base(info, &be->remap_uid, &be->remap_gid) < 0)
+		r = sbx_err_set(err, EPROTO, "docker engine at '%s' remaps user ids, but its data root "
+				"'%s' does not say to what", be->eng.host,
+				dk_json_str(info, "DockerRootDir") ? dk_json_str(info, "DockerRootDir") : "");
+	json_object_put(info);
+	return r;
+}
+
 static int docker_init(const struct sbx_backend_opts *opts, struct sbx_backend **out,
 		       struct sbx_err *err)
 {
@@ -42,6 +60,12 @@ static int docker_init(const struct sbx_backend_opts *opts, struct sbx_backend *
 		return r;
 	}
 	r = dk_engine_negotiate(&be->eng, err);
+	if (r < 0) {
+		dk_engine_free(&be->eng);
+		free(be);
+		return r;
+	}
+	r = dk_engine_ids(be, err);
 	if (r < 0) {
 		dk_engine_free(&be->eng);
 		free(be);

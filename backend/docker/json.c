@@ -6,6 +6,7 @@
 #include "dk.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -150,4 +151,31 @@ void dk_exit_from_code(int64_t code, struct sbx_exit *out)
 		out->signaled = false;
 		out->code = code < 0 ? 255 : (int)code;
 	}
+}
+
+int dk_userns_base(struct json_object *info, uint32_t *uid, uint32_t *gid)
+{
+	struct json_object *opts = dk_json_path(info, "SecurityOptions");
+	const char *root = dk_json_str(info, "DockerRootDir"), *base;
+	bool userns = false;
+	unsigned long u, g;
+	char tail;
+
+	*uid = *gid = 0;
+	for (size_t i = 0; opts && json_object_is_type(opts, json_type_array) &&
+			   i < json_object_array_length(opts); i++) {
+		const char *o = json_object_get_string(json_object_array_get_idx(opts, i));
+
+		userns = userns || (o && strcmp(o, "name=userns") == 0);
+	}
+	if (!userns)
+		return 0;
+	/* A remapped engine keeps its data under DATA_ROOT/UID.GID: its root's ids on the host. */
+	base = root ? strrchr(root, '/') : NULL;
+	if (!base || sscanf(base + 1, "%lu.%lu%c", &u, &g, &tail) != 2 || !u || !g ||
+	    u > UINT32_MAX - 65536 || g > UINT32_MAX - 65536)
+		return -EPROTO;
+	*uid = (uint32_t)u;
+	*gid = (uint32_t)g;
+	return 1;
 }

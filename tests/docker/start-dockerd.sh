@@ -6,7 +6,7 @@
 # given), keeps its data under /var/lib/sbxfs-test-docker, has no bridge and touches no iptables.
 # SBXFS_DOCKERD=NAME starts another engine of its own beside it (/run/NAME.sock,
 # /var/lib/NAME, ...): a test that stops its engine uses one, so that other tests sharing the
-# first engine are not disturbed.
+# first engine are not disturbed. SBXFS_DOCKERD_ARGS adds dockerd options to such an engine.
 # Idempotent: when that engine already answers, it only prints its address. Exits non-zero when
 # the engine does not answer within 60 s. Stop it with tests/docker/stop-dockerd.sh.
 set -eu
@@ -55,6 +55,9 @@ set -- --bridge=none --iptables=false --ip-masq=false --ip-forward=false \
 if [ -n "$TCP" ]; then
 	set -- "$@" --host "$TCP"
 fi
+# SBXFS_DOCKERD_ARGS: more dockerd options for an engine of one's own (e.g. --userns-remap=U).
+# shellcheck disable=SC2086
+set -- "$@" ${SBXFS_DOCKERD_ARGS:-}
 # setsid: the engine must outlive the shell (and its process group) that started it.
 setsid dockerd "$@" >"$LOG" 2>&1 </dev/null &
 

@@ -11,6 +11,7 @@ end: the shared engine is never stopped.
 """
 
 import errno
+import pwd
 import json
 import os
 import shutil
@@ -536,3 +537,81 @@ def test_disk_limit_not_kept_says_so(dk):
         b = m.new(unique("dn"), "disk=32M")
         assert b.status() == "running\n"
     assert m.log().count("cannot limit a container's disk") == 1, m.log()
+
+
+# -- ids (issue 10, item 3) -------------------------------------------------------------------
+
+USERNS_ENGINE = "sbxfs-test-docker-userns"
+REMAP_USER = "sbxfs-dkremap"
+REMAP_BASE = 0x7ffd0000   # above the host's accounts; an /etc/subuid range, so local skips it
+
+
+@pytest.fixture
+def userns_engine():
+    """An engine of its own with userns-remap: a system user and group with a subordinate id
+    range (made here, removed after, /etc/subuid and /etc/subgid restored)."""
+    saved = {p: open(p).read() if os.path.exists(p) else None
+             for p in ("/etc/subuid", "/etc/subgid")}
+    sh = lambda *a: subprocess.run(list(a), capture_output=True, text=True, timeout=60)
+    env = dict(os.environ, SBXFS_DOCKERD=USERNS_ENGINE,
+               SBXFS_DOCKERD_ARGS="--userns-remap=" + REMAP_USER)
+    run = lambda name, *a: subprocess.run(["sh", str(SCRIPTS / name)] + list(a), env=env,
+                                          capture_output=True, text=True, timeout=120)
+    made = sh("useradd", "-r", "-M", "-U", "-s", "/usr/sbin/nologin", REMAP_USER).returncode == 0
+    try:
+        for p in saved:
+            with open(p, "a") as f:
+                f.write("%s:%d:65536\n" % (REMAP_USER, REMAP_BASE))
+        r = run("start-dockerd.sh")
+        assert r.returncode == 0, r
+        yield "unix:///run/%s.sock" % USERNS_ENGINE
+    finally:
+        run("stop-dockerd.sh", "--purge")
+        if made:
+            sh("userdel", REMAP_USER)
+            sh("groupdel", REMAP_USER)
+        for p, text in saved.items():
+            if text is not None:
+                with open(p, "w") as f:
+                    f.write(text)
+
+
+def host_ids_of_container(eng, name):
+    """{host pid: (uid, comm)} of every process of a container (GET .../top, then /proc)."""
+    st, top = eng.call("GET", "/containers/%s/top?ps_args=-eo%%20pid" % name)
+    assert st == 200, (st, top)
+    out = {}
+    for row in top["Processes"]:
+        pid = int(row[0])
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                fields = dict(l.split(":", 1) for l in f if ":" in l)
+            out[pid] = (int(fields["Uid"].split()[1]), fields["Name"].strip())
+        except OSError:
+            pass
+    return out
+
+
+@pytest.mark.deadline(150)
+def test_userns_remapped_engine(userns_engine, dk):
+    """On an engine with userns-remap, the sandbox user is 1000 inside and base + 1000 on the
+    host, an id of no host account; files/ creates as it, so what the host copies in is the
+    sandbox user's. (Every sandbox of that engine shares that one id: docs/docker-backend.md.)"""
+    m = dk(docker_host=userns_engine)
+    a, b = m.new(unique("un")), m.new(unique("un"))
+    for x in (a, b):
+        bg = x.run_bg("sh", "id -u; touch /home/user/made; sleep 5\n")
+        time.sleep(1.5)
+        ids = host_ids_of_container(Engine(userns_engine), "sbxfs-" + x.info()["id"])
+        assert ids and {u for u, comm in ids.values() if comm == "sleep"} >= {REMAP_BASE + 1000}, ids
+        accounts = {p.pw_uid for p in pwd.getpwall()}
+        assert not ({u for u, _ in ids.values()} & accounts), (ids, sorted(accounts))
+        x.ctl_ok("restart")
+        r = bg.finish(10)
+        assert r.stdout.startswith("1000\n"), r
+    # files/ as root: the sandbox user inside owns what is written and can change it
+    write_file(a.files("home/user/in"), "from host\n")
+    assert os.stat(a.files("home/user/in")).st_size == 10
+    r = a.run("sh", "stat -c %u /home/user/in /home/user/made; echo more >> /home/user/in && "
+                    "cat /home/user/in\n")
+    assert r.exit == 0 and r.stdout == "1000\n1000\nfrom host\nmore\n", r

@@ -13,9 +13,8 @@ import pytest
 import sbxtest
 
 # What the docker backend does not do yet (docs/docker-backend.md, "Differences from local").
-DOCKER_STOP_GAP = ("a run whose code stops the agent hangs until the daemon is killed: the docker "
-                   "backend enforces no timeout from the host and its agent runs as the code's uid")
-DOCKER_IDS_GAP = "every container runs as host uid 1000, its agent too"
+DOCKER_IDS_GAP = ("every docker sandbox's runs are host uid 1000 (or, on an engine with "
+                  "userns-remap, one remapped uid for all), their run wrapper too")
 
 
 @pytest.mark.deadline(90)
@@ -24,8 +23,6 @@ def test_run_that_stops_the_agent_still_times_out(mount, box, how):
     """The code stops the agent and every process it may signal (itself
     included): close() still returns at the timeout with 124, and the next
     run works."""
-    if mount.backend == "docker":
-        pytest.xfail(DOCKER_STOP_GAP)   # not run: it would hang the test until its deadline
     b = box("timeout=2")
     r = b.run("sh", "%s 2>/dev/null\nsleep 60\n" % how)
     assert r.exit == 124, r
@@ -36,7 +33,6 @@ def test_run_that_stops_the_agent_still_times_out(mount, box, how):
 
 
 @pytest.mark.deadline(90)
-@pytest.mark.backend_gap("docker", "a paused container's run holds close() past its timeout")
 def test_run_of_paused_sandbox_ends_at_its_timeout(box):
     """A run in progress when the sandbox is paused: close() returns at the
     timeout with 124 (the run is killed once the sandbox resumes)."""

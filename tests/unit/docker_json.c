@@ -212,6 +212,25 @@ static void test_urlencode(void)
 	free(s);
 }
 
+static void test_userns(void)
+{
+	struct json_object *plain = json_tokener_parse(
+		"{\"DockerRootDir\":\"/var/lib/docker\",\"SecurityOptions\":[\"name=seccomp,profile=default\"]}");
+	struct json_object *remap = json_tokener_parse(
+		"{\"DockerRootDir\":\"/var/lib/d/2147287040.2147287041\",\"SecurityOptions\":"
+		"[\"name=seccomp,profile=default\",\"name=userns\"]}");
+	struct json_object *bad = json_tokener_parse(
+		"{\"DockerRootDir\":\"/var/lib/d/x.1\",\"SecurityOptions\":[\"name=userns\"]}");
+	uint32_t u = 7, g = 7;
+
+	CHECK(dk_userns_base(plain, &u, &g) == 0 && u == 0 && g == 0);
+	CHECK(dk_userns_base(remap, &u, &g) == 1 && u == 2147287040U && g == 2147287041U);
+	CHECK(dk_userns_base(bad, &u, &g) == -EPROTO);
+	json_object_put(plain);
+	json_object_put(remap);
+	json_object_put(bad);
+}
+
 int main(void)
 {
 	test_errno();
@@ -220,6 +239,7 @@ int main(void)
 	test_exit();
 	test_demux();
 	test_config();
+	test_userns();
 	test_urlencode();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;

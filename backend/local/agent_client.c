@@ -36,7 +36,32 @@ static int ac_connect(const char *path, struct sbx_err *err)
 	return fd;
 }
 
-/* Reads exactly len bytes; timeout_ms < 0 waits for ever. 0, -ETIMEDOUT, -EPIPE or -errno. */
+/* Waits until fd is readable; deadline in ms of CLOCK_MONOTONIC, < 0 for ever. 0, -ETIMEDOUT or -errno. */
+static int ac_wait(int fd, long long deadline)
+{
+	struct pollfd pf = { fd, POLLIN, 0 };
+	int r;
+
+	if (deadline < 0)
+		return 0;
+	do {
+		long long left = deadline - (long long)sbx_mono_ms();
+
+		r = poll(&pf, 1, left < 0 ? 0 : (int)left);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return r == 0 ? -ETIMEDOUT : 0;
+}
+
+static void ac_take_cred(struct msghdr *m, struct ucred *cred)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS)
+			memcpy(cred, CMSG_DATA(cm), sizeof(*cred));
+}
+
+/* Reads exactly len bytes; deadline < 0 waits for ever. 0, -ETIMEDOUT, -EPIPE or -errno. */
 static int ac_read(int fd, void *buf, size_t len, long long deadline, struct ucred *cred)
 {
 	size_t got = 0;
@@ -46,22 +71,10 @@ static int ac_read(int fd, void *buf, size_t len, long long deadline, struct ucr
 		struct iovec iov = { (char *)buf + got, len - got };
 		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 		ssize_t n;
+		int r = ac_wait(fd, deadline);
 
-		if (deadline >= 0) {
-			struct pollfd pf = { fd, POLLIN, 0 };
-			long long left = deadline - (long long)sbx_mono_ms();
-			int r;
-
-			if (left < 0)
-				left = 0;
-			r = poll(&pf, 1, (int)left);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0)
-				return -errno;
-			if (r == 0)
-				return -ETIMEDOUT;
-		}
+		if (r < 0)
+			return r;
 		if (cred) {
 			m.msg_control = cbuf;
 			m.msg_controllen = sizeof(cbuf);
@@ -74,9 +87,7 @@ static int ac_read(int fd, void *buf, size_t len, long long deadline, struct ucr
 		if (n == 0)
 			return -EPIPE;
 		if (cred)
-			for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
-				if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS)
-					memcpy(cred, CMSG_DATA(cm), sizeof(*cred));
+			ac_take_cred(&m, cred);
 		got += (size_t)n;
 	}
 	return 0;
@@ -183,24 +194,73 @@ static char *ac_build_spawn(const struct sbx_exec *ex, size_t *len_out, uint32_t
 	return buf;
 }
 
-int sbx_agent_spawn(const char *sock_path, const struct sbx_exec *ex, int timeout_ms,
-		    struct sbx_agent_proc **out, struct sbx_err *err)
+/* Sends msg; the descriptors in pass travel with its first chunk, the rest follows as plain bytes. */
+static int ac_send_with_fds(int fd, const char *msg, size_t len, const int *pass, int npass)
 {
-	int fds[3] = { ex->stdin_fd, ex->stdout_fd, ex->stderr_fd };
-	int pass[3], npass = 0, fd, r;
-	uint32_t flags = 0;
-	char cbuf[CMSG_SPACE(sizeof(pass))];
-	struct sbx_agent_hdr h;
-	struct sbx_agent_proc *p;
-	char *msg, *payload = NULL;
-	size_t len, first;
+	char cbuf[CMSG_SPACE(sizeof(int) * 3)];
+	struct iovec iov = { (char *)msg, len < 4096 ? len : 4096 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
-	*out = NULL;
-	if (!ex->argv || !ex->argv[0])
-		return sbx_err_set(err, EINVAL, "no command to run");
-	if (ex->script && ex->script_len > SBX_AGENT_MAX_PAYLOAD / 2)
-		return sbx_err_set(err, EFBIG, "script too large (%zu bytes)", ex->script_len);
+	if (npass) {
+		struct cmsghdr *cm;
+
+		memset(cbuf, 0, sizeof(cbuf));
+		m.msg_control = cbuf;
+		m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)npass);
+		cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)npass);
+		memcpy(CMSG_DATA(cm), pass, sizeof(int) * (size_t)npass);
+	}
+	do
+		n = sendmsg(fd, &m, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : ac_send_all(fd, msg + n, len - (size_t)n);
+}
+
+/* The agent's answer to SPAWN: the started process's pid, or the agent's error in words. */
+static int ac_spawn_answer(int fd, const struct sbx_exec *ex, int timeout_ms, pid_t *pid, struct sbx_err *err)
+{
+	struct sbx_agent_hdr h;
+	char *payload = NULL;
+	int r = ac_recv(fd, timeout_ms < 0 ? -1 : (long long)sbx_mono_ms() + timeout_ms, &h, &payload, NULL);
+
+	if (r == -ETIMEDOUT)
+		return sbx_err_set(err, ETIMEDOUT, "the sandbox agent did not start the process within %d ms",
+				   timeout_ms);
+	if (r == -EPIPE)
+		return sbx_err_set(err, ECONNREFUSED, "the sandbox agent hung up");
+	if (r < 0)
+		return sbx_err_sys(err, -r, "talking to the sandbox agent");
+	if (h.type == SBX_AGENT_ERROR && h.len >= sizeof(struct sbx_agent_error)) {
+		struct sbx_agent_error e;
+
+		memcpy(&e, payload, sizeof(e));
+		r = sbx_err_set(err, e.err > 0 ? e.err : EIO, "%s: %s", ex->argv[0],
+				h.len > sizeof(e) ? payload + sizeof(e) : "failed");
+	} else if (h.type != SBX_AGENT_STARTED || h.len != sizeof(struct sbx_agent_started)) {
+		r = sbx_err_set(err, EPROTO, "unexpected answer from the sandbox agent");
+	} else {
+		struct sbx_agent_started st;
+
+		memcpy(&st, payload, sizeof(st));
+		*pid = st.pid;
+	}
+	free(payload);
+	return r;
+}
+
+/* Sends the SPAWN message over fd and waits for its answer. */
+static int ac_spawn_on(int fd, const struct sbx_exec *ex, int timeout_ms, pid_t *pid, struct sbx_err *err)
+{
+	int fds[3] = { ex->stdin_fd, ex->stdout_fd, ex->stderr_fd };
+	int pass[3], npass = 0, r;
+	uint32_t flags = 0;
+	size_t len;
+	char *msg;
+
 	for (int i = 0; i < 3; i++)
 		if (fds[i] >= 0) {
 			flags |= 1u << i;
@@ -209,63 +269,32 @@ int sbx_agent_spawn(const char *sock_path, const struct sbx_exec *ex, int timeou
 	msg = ac_build_spawn(ex, &len, flags);
 	if (!msg)
 		return sbx_err_set(err, ENOMEM, "out of memory");
-	fd = ac_connect(sock_path, err);
-	if (fd < 0) {
-		free(msg);
-		return fd;
-	}
-	/* The fds travel with the first chunk; the rest follows as plain bytes. */
-	first = len < 4096 ? len : 4096;
-	{
-		struct iovec iov = { msg, first };
-		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-		if (npass) {
-			struct cmsghdr *cm;
-
-			memset(cbuf, 0, sizeof(cbuf));
-			m.msg_control = cbuf;
-			m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)npass);
-			cm = CMSG_FIRSTHDR(&m);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)npass);
-			memcpy(CMSG_DATA(cm), pass, sizeof(int) * (size_t)npass);
-		}
-		do
-			n = sendmsg(fd, &m, MSG_NOSIGNAL);
-		while (n < 0 && errno == EINTR);
-	}
-	r = n < 0 ? -errno : ac_send_all(fd, msg + n, len - (size_t)n);
+	r = ac_send_with_fds(fd, msg, len, pass, npass);
 	free(msg);
-	if (r < 0) {
-		close(fd);
+	if (r < 0)
 		return sbx_err_sys(err, -r, "sending the command to the sandbox agent");
-	}
-	r = ac_recv(fd, timeout_ms < 0 ? -1 : (long long)sbx_mono_ms() + timeout_ms, &h, &payload, NULL);
-	if (r < 0) {
-		close(fd);
-		if (r == -ETIMEDOUT)
-			return sbx_err_set(err, ETIMEDOUT, "the sandbox agent did not start the process within %d ms",
-					   timeout_ms);
-		if (r == -EPIPE)
-			return sbx_err_set(err, ECONNREFUSED, "the sandbox agent hung up");
-		return sbx_err_sys(err, -r, "talking to the sandbox agent");
-	}
-	if (h.type == SBX_AGENT_ERROR && h.len >= sizeof(struct sbx_agent_error)) {
-		struct sbx_agent_error e;
+	return ac_spawn_answer(fd, ex, timeout_ms, pid, err);
+}
 
-		memcpy(&e, payload, sizeof(e));
-		r = sbx_err_set(err, e.err > 0 ? e.err : EIO, "%s: %s", ex->argv[0],
-				h.len > sizeof(e) ? payload + sizeof(e) : "failed");
-		free(payload);
+int sbx_agent_spawn(const char *sock_path, const struct sbx_exec *ex, int timeout_ms,
+		    struct sbx_agent_proc **out, struct sbx_err *err)
+{
+	struct sbx_agent_proc *p;
+	pid_t pid = 0;
+	int fd, r;
+
+	*out = NULL;
+	if (!ex->argv || !ex->argv[0])
+		return sbx_err_set(err, EINVAL, "no command to run");
+	if (ex->script && ex->script_len > SBX_AGENT_MAX_PAYLOAD / 2)
+		return sbx_err_set(err, EFBIG, "script too large (%zu bytes)", ex->script_len);
+	fd = ac_connect(sock_path, err);
+	if (fd < 0)
+		return fd;
+	r = ac_spawn_on(fd, ex, timeout_ms, &pid, err);
+	if (r < 0) {
 		close(fd);
 		return r;
-	}
-	if (h.type != SBX_AGENT_STARTED || h.len != sizeof(struct sbx_agent_started)) {
-		free(payload);
-		close(fd);
-		return sbx_err_set(err, EPROTO, "unexpected answer from the sandbox agent");
 	}
 	p = calloc(1, sizeof(*p));
 	if (p)
@@ -273,17 +302,10 @@ int sbx_agent_spawn(const char *sock_path, const struct sbx_exec *ex, int timeou
 	if (!p || p->wake < 0) {
 		r = p ? errno : ENOMEM;
 		free(p);
-		free(payload);
 		close(fd);
 		return sbx_err_sys(err, r, "keeping track of the process");
 	}
-	{
-		struct sbx_agent_started st;
-
-		memcpy(&st, payload, sizeof(st));
-		p->pid = st.pid;
-	}
-	free(payload);
+	p->pid = pid;
 	p->fd = fd;
 	pthread_mutex_init(&p->wlock, NULL);
 	*out = p;

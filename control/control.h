@@ -150,6 +150,9 @@ int run_open_latest(struct sandbox *sb, const char *ctx, const char *which);
 
 /* Code last written to a run file (for reading run.py back). malloc'd; NULL if none. */
 char *run_last_code(struct sandbox *sb, const char *ctx, enum run_lang lang, size_t *len);
+/* Its size and when it was written (run.py's attributes): 0, or -ENOENT when there is none. */
+int run_last_code_attr(struct sandbox *sb, const char *ctx, enum run_lang lang, size_t *len,
+		       struct timespec *mtime);
 
 /* History: the run numbers kept, ascending; free(). NULL only on failure, with errno
  * (ENOMEM; ENOENT when the context is gone): an empty history is an empty list. */

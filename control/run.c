@@ -799,6 +799,7 @@ int run_submit(struct sandbox *sb, const char *ctx, enum run_lang lang, char *co
 	if (q->last_code[lang])
 		memcpy(q->last_code[lang], code, len);
 	q->last_code_len[lang] = q->last_code[lang] ? len : 0;
+	clock_gettime(CLOCK_REALTIME, &q->last_code_time[lang]);
 	if (q->tail)
 		q->tail->next = it;
 	else
@@ -959,6 +960,23 @@ char *run_last_code(struct sandbox *sb, const char *ctx, enum run_lang lang, siz
 	}
 	pthread_mutex_unlock(&sb->lock);
 	return code;
+}
+
+int run_last_code_attr(struct sandbox *sb, const char *ctx, enum run_lang lang, size_t *len,
+		       struct timespec *mtime)
+{
+	struct run_queue *q;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&sb->lock);
+	q = queue_of(sb, ctx);
+	if (q && q->last_code[lang]) {
+		*len = q->last_code_len[lang];
+		*mtime = q->last_code_time[lang];
+		ret = 0;
+	}
+	pthread_mutex_unlock(&sb->lock);
+	return ret;
 }
 
 static int cmp_u64(const void *a, const void *b)

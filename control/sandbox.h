@@ -27,6 +27,7 @@ struct run_queue {
 	struct run_waiter *idle_waiters;
 	char *last_code[RUN_LANG_COUNT];
 	size_t last_code_len[RUN_LANG_COUNT];
+	struct timespec last_code_time[RUN_LANG_COUNT];   /* when it was written: run.*'s mtime */
 	char *stdin_buf;
 	size_t stdin_len;
 };

@@ -3,6 +3,7 @@
  * in progress, then the exit status) and `watch` (the changes made inside
  * the sandbox, one line each, followed like `tail -f`). No worker thread
  * waits: the request is kept (pending.c, watch.c) and answered later.
+ * O_NONBLOCK readers get what is there now, or EAGAIN when that is nothing.
  */
 #include "dirtab.h"
 #include "pending.h"
@@ -21,6 +22,10 @@ static void wait_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 		return;
 	}
 	pthread_mutex_unlock(&h->lock);
+	if (h->nonblock && run_busy(n->sb, n->ctx)) {
+		fuse_reply_err(req, EAGAIN);    /* O_NONBLOCK: a run is in progress, nothing to give yet */
+		return;
+	}
 	p = pending_new(req, PENDING_WAIT, n->sb, h, size);
 	if (!p) {
 		fuse_reply_err(req, ENOMEM);
@@ -34,7 +39,11 @@ const struct sfile_ops wait_fops = { .read = wait_read };
 
 static void watch_file_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
-	watch_read(req, h->node->sb, size, off);
+	/* O_NONBLOCK at the end: nothing new yet, no waiting (a generic reader's way). */
+	if (h->nonblock && off >= watch_size(h->node->sb))
+		fuse_reply_err(req, EAGAIN);
+	else
+		watch_read(req, h->node->sb, size, off);
 }
 
 static int watch_stat(struct node *n, struct stat *st)

@@ -20,6 +20,10 @@ static int code_open(struct handle *h, int flags)
 	if ((flags & O_ACCMODE) == O_RDONLY) {
 		h->data = run_last_code(n->sb, n->ctx, (enum run_lang)n->t->arg, &len);
 		h->len = h->data ? len : 0;
+	} else if (flags & O_APPEND) {
+		/* `>>` writes at the size code_stat reports: append to the code last written. */
+		h->wbuf = run_last_code(n->sb, n->ctx, (enum run_lang)n->t->arg, &len);
+		h->wlen = h->wbuf ? len : 0;
 	}
 	return 0;
 }
@@ -40,7 +44,22 @@ static int code_commit(struct node *n, char *data, size_t len, fuse_req_t req)
 	return p ? SYNTH_LATER : 0;
 }
 
-const struct sfile_ops code_fops = { .open = code_open, .commit = code_commit };
+/*
+ * Size and time of the code last written, so an editor that compares them
+ * before saving sees no change it did not make; never written: 0 and the epoch.
+ */
+static int code_stat(struct node *n, struct stat *st)
+{
+	size_t len = 0;
+	struct timespec when = { 0 };
+
+	run_last_code_attr(n->sb, n->ctx, (enum run_lang)n->t->arg, &len, &when);
+	st->st_size = (off_t)len;
+	st->st_mtim = st->st_ctim = when;
+	return 0;
+}
+
+const struct sfile_ops code_fops = { .open = code_open, .commit = code_commit, .stat = code_stat };
 
 /* ---- env ---- */
 

@@ -7,6 +7,7 @@
 #include "dirtab.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -51,22 +52,58 @@ static int stream_open(struct handle *h, int flags)
 	return open_spooled(h, stream_fd(h->node), true);
 }
 
+static bool same_file(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/*
+ * Whether a reader of h at off follows on to the latest run: one opened
+ * before the first run, one that starts over (tail -f after "file
+ * truncated": the size it polls is the latest run's), and one at the end of
+ * its run's output. Runs of one queue are one after another, so a newer
+ * latest run means the one held has ended. Called with h->lock held.
+ */
+static bool follows(struct handle *h, off_t off)
+{
+	struct stat st;
+
+	return h->fd < 0 || off == 0 || (fstat(h->fd, &st) == 0 && off >= st.st_size);
+}
+
 static void stream_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
-	if (h->fd < 0) {
-		/* Opened before the first run (a follower started early): take the run once there is one. */
-		int fd = stream_fd(h->node);
+	char *buf = malloc(size ? size : 1);
+	ssize_t got = 0;
+	int fd = -1;
 
-		pthread_mutex_lock(&h->lock);
-		if (fd >= 0 && h->fd < 0) {
-			h->fd = fd;
-			fd = -1;
-		}
-		pthread_mutex_unlock(&h->lock);
-		if (fd >= 0)
-			close(fd);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
 	}
-	spooled_read(req, h, size, off);
+	/* Under the lock: another read of this open file must not use an fd being replaced. */
+	pthread_mutex_lock(&h->lock);
+	if (follows(h, off)) {
+		fd = stream_fd(h->node);
+		if (fd >= 0 && (h->fd < 0 || !same_file(fd, h->fd))) {
+			int old = h->fd;
+
+			h->fd = fd;
+			fd = old;
+		}
+	}
+	if (h->fd >= 0)
+		got = pread(h->fd, buf, size, off);
+	pthread_mutex_unlock(&h->lock);
+	if (fd >= 0)
+		close(fd);
+	if (got < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_buf(req, buf, (size_t)got);
+	free(buf);
 }
 
 static int stream_stat(struct node *n, struct stat *st)

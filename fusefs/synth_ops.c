@@ -190,6 +190,8 @@ static void synth_read(fuse_req_t req, struct node *n, size_t size, off_t off, s
 	struct handle *h = handle_of(fi);
 	const struct sfile_ops *f = fops_of(n);
 
+	if (h)
+		h->nonblock = fi->flags & O_NONBLOCK;
 	if (!h)
 		fuse_reply_buf(req, NULL, 0);
 	else if (f->read)

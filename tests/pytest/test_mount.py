@@ -55,9 +55,10 @@ def test_mount_helper_passes_a_source(tmp_path, backend):
     _check_and_unmount(mnt)
 
 
-def test_two_plain_arguments_the_second_is_the_mount_point(tmp_path):
+@pytest.mark.parametrize("backend", sbxtest.backends())
+def test_two_plain_arguments_the_second_is_the_mount_point(tmp_path, backend):
     mnt, state, _ = _dirs(tmp_path)
-    r = subprocess.run([sbxtest.daemon_binary(), "anything", mnt, "-o", "state=%s" % state],
+    r = subprocess.run([sbxtest.daemon_binary(), "anything", mnt, "-o", "backend=%s,state=%s" % (backend, state)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     _check_and_unmount(mnt)

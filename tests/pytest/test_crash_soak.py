@@ -394,6 +394,57 @@ def sigkill(soak):
                              % "; ".join(stuck))
         abort_connection(soak.conn)
     soak.mount.kill_daemon()
+    if not connection_ends(soak.mount.mnt):
+        holders = forks_of(proc)
+        soak.model.violation(soak.crash_no, "the daemon is dead but its mount still hangs every call: "
+                             "its connection is held open by %s" % (
+                                 "; ".join(h for _, h in holders) or "an unknown process"))
+        for pid, _ in holders:
+            try:
+                os.kill(pid, sbxtest.signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        abort_connection(soak.conn)
+
+
+def connection_ends(mnt, timeout=3.0):
+    """True when a call on the mount fails at once, as it must once the daemon is gone (an open
+    of ctl always reaches the daemon); False when the call hangs."""
+    def probe():
+        try:
+            os.close(os.open(os.path.join(mnt, "ctl"), os.O_RDONLY))
+        except OSError:
+            pass
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    return not t.is_alive()
+
+
+def forks_of(proc):
+    """Processes that still hold /dev/fuse with the dead daemon's command line: its forks (the
+    command line stays until exec). -> [(pid, description)]"""
+    try:
+        argv = " ".join(proc.args).encode()
+    except TypeError:
+        return []
+    out = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit() or int(p.name) == os.getpid():
+            continue
+        try:
+            if (p / "cmdline").read_bytes().replace(b"\0", b" ").strip() != argv:
+                continue
+            if not any(os.readlink(fd) == "/dev/fuse" for fd in (p / "fd").iterdir()):
+                continue
+            stack = [ln.split()[-1].split("+")[0] for ln in (p / "stack").read_text().splitlines()]
+            ppid = [ln.split()[1] for ln in (p / "status").read_text().splitlines()
+                    if ln.startswith("PPid:")]
+            out.append((int(p.name), "pid %s (ppid %s, a fork of the daemon) in %s" % (
+                p.name, ppid[0] if ppid else "?", " < ".join(stack[:5]))))
+        except OSError:
+            continue
+    return out
 
 
 # -- the checks after a remount ------------------------------------------------------------------

@@ -283,6 +283,29 @@ static size_t scan_procs(struct proc_link *out, size_t max)
  * children are still linked to the run) and everything in its session.
  * A few rounds catch what forked meanwhile.
  */
+static bool parent_in_tree(const struct proc_link *procs, size_t n, const bool *in_tree, pid_t ppid)
+{
+	for (size_t j = 0; j < n; j++)
+		if (in_tree[j] && procs[j].pid == ppid)
+			return true;
+	return false;
+}
+
+/* Marks pid, its session and every descendant of either by parent links. */
+static void mark_tree(const struct proc_link *procs, size_t n, pid_t pid, bool *in_tree)
+{
+	bool grew = true;
+
+	for (size_t i = 0; i < n; i++)
+		in_tree[i] = procs[i].pid == pid || procs[i].sid == pid;
+	while (grew) {
+		grew = false;
+		for (size_t i = 0; i < n; i++)
+			if (!in_tree[i] && parent_in_tree(procs, n, in_tree, procs[i].ppid))
+				in_tree[i] = grew = true;
+	}
+}
+
 static void kill_run(pid_t pid, int sig)
 {
 	enum { MAX_PROCS = 8192 };
@@ -290,12 +313,7 @@ static void kill_run(pid_t pid, int sig)
 
 	if (pid <= 0)
 		return;
-	if (sig != SIGKILL) {
-		kill(-pid, sig);
-		kill(pid, sig);
-		return;
-	}
-	procs = malloc(MAX_PROCS * sizeof(*procs));
+	procs = sig == SIGKILL ? malloc(MAX_PROCS * sizeof(*procs)) : NULL;
 	if (!procs) {
 		kill(-pid, sig);
 		kill(pid, sig);
@@ -304,25 +322,10 @@ static void kill_run(pid_t pid, int sig)
 	for (int round = 0; round < 3; round++) {
 		size_t n = scan_procs(procs, MAX_PROCS);
 		bool *in_tree = calloc(n ? n : 1, sizeof(bool));
-		bool grew = true;
 
 		if (!in_tree)
 			break;
-		for (size_t i = 0; i < n; i++)
-			in_tree[i] = procs[i].pid == pid || procs[i].sid == pid;
-		while (grew) {
-			grew = false;
-			for (size_t i = 0; i < n; i++) {
-				if (in_tree[i])
-					continue;
-				for (size_t j = 0; j < n; j++) {
-					if (in_tree[j] && procs[i].ppid == procs[j].pid) {
-						in_tree[i] = grew = true;
-						break;
-					}
-				}
-			}
-		}
+		mark_tree(procs, n, pid, in_tree);
 		kill(-pid, SIGKILL);
 		for (size_t i = 0; i < n; i++)
 			if (in_tree[i] && procs[i].pid != getpid())
@@ -465,96 +468,114 @@ static int write_script_as(struct agent *a, struct client *c, const char *name, 
 	return 0;
 }
 
-static void handle_spawn(struct agent *a, struct client *c)
-{
+/* A SPAWN request, split: the strings point into the client's payload. */
+struct spawn_req {
 	struct sbx_agent_spawn sp;
-	char **argv = NULL, **envp = NULL;
-	char *strs[3];
-	char *p;
-	size_t len = c->hdr.len, off;
-	int pipefds[2] = { -1, -1 };
-	int n, expect = 0, e;
-	const char *cwd;
+	char **argv, **envp;      /* malloc'd arrays, NULL-terminated */
+	const char *cwd;          /* "" for the home directory */
+	const char *script_name;  /* "" for none */
+	const char *script;       /* sp.script_len bytes */
+};
 
-	if (len < sizeof(sp)) {
-		send_error(c, EPROTO, "malformed spawn request");
-		goto fail;
-	}
-	memcpy(&sp, c->payload, sizeof(sp));
+/* Checks and splits c's SPAWN payload (bytes the daemon sent, bounded by hdr.len). */
+static int parse_spawn(struct client *c, struct spawn_req *r)
+{
+	size_t len = c->hdr.len, off;
+	char *p, *strs[2];
+	int n, expect = 0;
+
+	if (len < sizeof(r->sp))
+		return -EPROTO;
+	memcpy(&r->sp, c->payload, sizeof(r->sp));
 	for (int i = 0; i < 3; i++)
-		if (sp.flags & (1u << i))
+		if (r->sp.flags & (1u << i))
 			expect++;
-	if (sp.argc < 1 || sp.argc > SBX_AGENT_MAX_ARGS || sp.envc > SBX_AGENT_MAX_ARGS ||
-	    sp.script_len > len - sizeof(sp) || expect != c->nfds) {
-		send_error(c, EPROTO, "malformed spawn request");
-		goto fail;
-	}
-	argv = calloc(sp.argc + 1, sizeof(char *));
-	envp = calloc(sp.envc + 1, sizeof(char *));
-	if (!argv || !envp) {
-		send_error(c, ENOMEM, "out of memory");
-		goto fail;
-	}
-	p = c->payload + sizeof(sp);
-	len -= sizeof(sp) + sp.script_len;
-	off = 0;
-	n = split_strings(p, len, argv, (int)sp.argc);
+	if (r->sp.argc < 1 || r->sp.argc > SBX_AGENT_MAX_ARGS || r->sp.envc > SBX_AGENT_MAX_ARGS ||
+	    r->sp.script_len > len - sizeof(r->sp) || expect != c->nfds)
+		return -EPROTO;
+	r->argv = calloc(r->sp.argc + 1, sizeof(char *));
+	r->envp = calloc(r->sp.envc + 1, sizeof(char *));
+	if (!r->argv || !r->envp)
+		return -ENOMEM;
+	p = c->payload + sizeof(r->sp);
+	len -= sizeof(r->sp) + r->sp.script_len;
+	n = split_strings(p, len, r->argv, (int)r->sp.argc);
 	if (n < 0)
-		goto bad;
+		return -EPROTO;
 	off = (size_t)n;
-	n = split_strings(p + off, len - off, envp, (int)sp.envc);
+	n = split_strings(p + off, len - off, r->envp, (int)r->sp.envc);
 	if (n < 0)
-		goto bad;
+		return -EPROTO;
 	off += (size_t)n;
 	n = split_strings(p + off, len - off, strs, 2);
 	if (n < 0 || off + (size_t)n != len)
-		goto bad;
-	cwd = *strs[0] ? strs[0] : a->home;
-	if (*strs[1]) {
-		e = write_script(a, c, strs[1], p + len, sp.script_len);
+		return -EPROTO;
+	r->cwd = strs[0];
+	r->script_name = strs[1];
+	r->script = p + len;
+	return 0;
+}
+
+/* Writes the script, forks the run; 0, or -1 once the error is sent. */
+static int start_spawn(struct agent *a, struct client *c, struct spawn_req *r)
+{
+	const char *cwd = *r->cwd ? r->cwd : a->home;
+	int pipefds[2], e;
+
+	if (*r->script_name) {
+		e = write_script(a, c, r->script_name, r->script, r->sp.script_len);
 		if (e) {
-			send_error(c, e, "cannot write script '%s': %s", strs[1], sbx_errstr(e));
-			goto fail;
+			send_error(c, e, "cannot write script '%s': %s", r->script_name, sbx_errstr(e));
+			return -1;
 		}
-		for (uint32_t i = 0; i < sp.argc; i++)
-			if (!strcmp(argv[i], "{script}"))
-				argv[i] = c->scriptpath;
+		for (uint32_t i = 0; i < r->sp.argc; i++)
+			if (!strcmp(r->argv[i], "{script}"))
+				r->argv[i] = c->scriptpath;
 	}
 	if (pipe2(pipefds, O_CLOEXEC) < 0) {
 		e = errno;
-		send_error(c, e, "cannot start '%s': %s", argv[0], sbx_errstr(e));
-		goto fail;
+		send_error(c, e, "cannot start '%s': %s", r->argv[0], sbx_errstr(e));
+		return -1;
 	}
 	c->pid = fork();
 	if (c->pid < 0) {
 		e = errno;
-		send_error(c, e, "cannot start '%s': %s", argv[0], sbx_errstr(e));
-		goto fail;
+		close(pipefds[0]);
+		close(pipefds[1]);
+		send_error(c, e, "cannot start '%s': %s", r->argv[0], sbx_errstr(e));
+		return -1;
 	}
 	if (c->pid == 0) {
 		close(pipefds[0]);
-		child_exec(a, c, argv, envp, cwd, sp.flags, pipefds[1]);
+		child_exec(a, c, r->argv, r->envp, cwd, r->sp.flags, pipefds[1]);
 	}
 	close(pipefds[1]);
 	c->errpipe = pipefds[0];
 	fcntl(c->errpipe, F_SETFL, O_NONBLOCK);
 	client_close_fds(c);
 	c->state = C_STARTING;
-	free(argv);
-	free(envp);
+	return 0;
+}
+
+static void handle_spawn(struct agent *a, struct client *c)
+{
+	struct spawn_req r = { 0 };
+	int ret = parse_spawn(c, &r);
+
+	if (ret == -ENOMEM)
+		send_error(c, ENOMEM, "out of memory");
+	else if (ret < 0)
+		send_error(c, EPROTO, "malformed spawn request");
+	else
+		ret = start_spawn(a, c, &r);
+	free(r.argv);
+	free(r.envp);
+	if (ret < 0) {
+		client_free(a, c);
+		return;
+	}
 	free(c->payload);
 	c->payload = NULL;
-	return;
-bad:
-	send_error(c, EPROTO, "malformed spawn request");
-fail:
-	if (pipefds[0] >= 0)
-		close(pipefds[0]);
-	if (pipefds[1] >= 0)
-		close(pipefds[1]);
-	free(argv);
-	free(envp);
-	client_free(a, c);
 }
 
 static void send_exit(struct client *c)
@@ -641,84 +662,52 @@ static void reap(struct agent *a)
 	}
 }
 
-/* Reads what is there; returns -1 when the client should go away. */
-static int client_read(struct agent *a, struct client *c)
+/* Where the next bytes go: the header, the payload, or (after a message while a run lives) a drain. */
+static struct iovec client_iov(struct client *c, char *drain, size_t drain_size)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * 3)];
-	struct iovec iov;
-	struct msghdr m = { 0 };
-	ssize_t n;
-	char drain[64];
+	if (c->have < sizeof(c->hdr))
+		return (struct iovec){ (char *)&c->hdr + c->have, sizeof(c->hdr) - c->have };
+	if (c->state != C_READING)
+		return (struct iovec){ drain, drain_size };
+	return (struct iovec){ c->payload + (c->have - sizeof(c->hdr)), c->hdr.len - (c->have - sizeof(c->hdr)) };
+}
 
-	if (c->state == C_READING) {
-		if (c->have < sizeof(c->hdr)) {
-			iov.iov_base = (char *)&c->hdr + c->have;
-			iov.iov_len = sizeof(c->hdr) - c->have;
-		} else {
-			iov.iov_base = c->payload + (c->have - sizeof(c->hdr));
-			iov.iov_len = c->hdr.len - (c->have - sizeof(c->hdr));
-		}
-	} else {
-		if (c->have < sizeof(c->hdr)) {
-			iov.iov_base = (char *)&c->hdr + c->have;
-			iov.iov_len = sizeof(c->hdr) - c->have;
-		} else {
-			iov.iov_base = drain;
-			iov.iov_len = sizeof(drain);
+/* Keeps up to three passed descriptors while a request is read; closes any other. */
+static void client_take_fds(struct client *c, struct msghdr *m)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+		int cnt, fds[3];
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		cnt = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		if (cnt > 3)
+			cnt = 3;
+		memcpy(fds, CMSG_DATA(cm), (size_t)cnt * sizeof(int));
+		for (int i = 0; i < cnt; i++) {
+			if (c->nfds < 3 && c->state == C_READING)
+				c->fds[c->nfds++] = fds[i];
+			else
+				close(fds[i]);
 		}
 	}
-	m.msg_iov = &iov;
-	m.msg_iovlen = 1;
-	m.msg_control = cbuf;
-	m.msg_controllen = sizeof(cbuf);
-	n = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	if (n < 0)
-		return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-			int cnt = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-			int fds[3];
+}
 
-			if (cnt > 3)
-				cnt = 3;
-			memcpy(fds, CMSG_DATA(cm), (size_t)cnt * sizeof(int));
-			for (int i = 0; i < cnt; i++) {
-				if (c->nfds < 3 && c->state == C_READING)
-					c->fds[c->nfds++] = fds[i];
-				else
-					close(fds[i]);
-			}
-		}
-	}
-	if (n == 0)
+/* A control message while the process runs: KILL is the only one. */
+static int client_control(struct client *c)
+{
+	struct sbx_agent_kill k;
+
+	c->have = 0;
+	if (c->hdr.type != SBX_AGENT_KILL || c->hdr.len != sizeof(struct sbx_agent_kill))
 		return -1;
-	if (c->state != C_READING && c->have >= sizeof(c->hdr))
-		return 0; /* junk after a message; ignored */
-	c->have += (size_t)n;
-	if (c->have == sizeof(c->hdr)) {
-		if (c->hdr.magic != SBX_AGENT_MAGIC || c->hdr.len > SBX_AGENT_MAX_PAYLOAD)
-			return -1;
-		if (c->state == C_READING && c->hdr.len) {
-			c->payload = malloc(c->hdr.len);
-			if (!c->payload)
-				return -1;
-		}
-	}
-	if (c->state == C_READING ? c->have < sizeof(c->hdr) + c->hdr.len : c->have < sizeof(c->hdr))
-		return 0;
-	if (c->state != C_READING) {
-		/* A control message while the process runs: KILL is the only one. */
-		c->have = 0;
-		if (c->hdr.type == SBX_AGENT_KILL && c->hdr.len == sizeof(struct sbx_agent_kill)) {
-			struct sbx_agent_kill k;
+	if (recv(c->fd, &k, sizeof(k), MSG_WAITALL) == (ssize_t)sizeof(k) && c->state != C_ORPHAN && !c->exited)
+		kill_run(c->pid, k.sig);
+	return 0;
+}
 
-			if (recv(c->fd, &k, sizeof(k), MSG_WAITALL) == (ssize_t)sizeof(k) && c->state != C_ORPHAN &&
-			    !c->exited)
-				kill_run(c->pid, k.sig);
-			return 0;
-		}
-		return -1;
-	}
+static int client_request(struct agent *a, struct client *c)
+{
 	c->have = 0;
 	switch (c->hdr.type) {
 	case SBX_AGENT_HELLO:
@@ -730,6 +719,46 @@ static int client_read(struct agent *a, struct client *c)
 	default:
 		return -1;
 	}
+}
+
+/* Counts n received bytes; 0 to read on, 1 when a whole message is in, -1 to drop the client. */
+static int client_got(struct client *c, size_t n)
+{
+	c->have += n;
+	if (c->have == sizeof(c->hdr)) {
+		if (c->hdr.magic != SBX_AGENT_MAGIC || c->hdr.len > SBX_AGENT_MAX_PAYLOAD)
+			return -1;
+		if (c->state == C_READING && c->hdr.len) {
+			c->payload = malloc(c->hdr.len);
+			if (!c->payload)
+				return -1;
+		}
+	}
+	if (c->state == C_READING)
+		return c->have < sizeof(c->hdr) + c->hdr.len ? 0 : 1;
+	return c->have < sizeof(c->hdr) ? 0 : 1;
+}
+
+/* Reads what is there; returns -1 when the client should go away. */
+static int client_read(struct agent *a, struct client *c)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 3)], drain[64];
+	struct iovec iov = client_iov(c, drain, sizeof(drain));
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	ssize_t n = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	int r;
+
+	if (n < 0)
+		return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+	client_take_fds(c, &m);
+	if (n == 0)
+		return -1;
+	if (c->state != C_READING && c->have >= sizeof(c->hdr))
+		return 0; /* junk after a message; ignored */
+	r = client_got(c, (size_t)n);
+	if (r <= 0)
+		return r;
+	return c->state != C_READING ? client_control(c) : client_request(a, c);
 }
 
 static void client_gone(struct agent *a, struct client *c)
@@ -748,10 +777,71 @@ static void client_gone(struct agent *a, struct client *c)
 		client_free(a, c);
 }
 
+/* One poll entry per descriptor to watch: signals, the listener, each client's socket and exec pipe. */
+static size_t poll_set(struct agent *a, struct pollfd *pf, struct client **who)
+{
+	size_t k = 2;
+
+	pf[0] = (struct pollfd){ a->sfd, POLLIN, 0 };
+	pf[1] = (struct pollfd){ a->lfd, POLLIN, 0 };
+	for (size_t i = 0; i < a->ncl; i++) {
+		struct client *c = a->cl[i];
+
+		if (c->fd >= 0) {
+			who[k] = c;
+			pf[k++] = (struct pollfd){ c->fd, POLLIN, 0 };
+		}
+		if (c->errpipe >= 0) {
+			who[k] = c;
+			pf[k++] = (struct pollfd){ c->errpipe, POLLIN, 0 };
+		}
+	}
+	return k;
+}
+
+static bool client_alive(struct agent *a, const struct client *c)
+{
+	for (size_t j = 0; j < a->ncl; j++)
+		if (a->cl[j] == c)
+			return true;
+	return false;
+}
+
+/* Handles one event per client per round: a handler may free its client. */
+static void serve_clients(struct agent *a, struct pollfd *pf, struct client **who, size_t k)
+{
+	for (size_t i = 2; i < k; i++) {
+		struct client *c = who[i];
+
+		if (!pf[i].revents || !client_alive(a, c))
+			continue;
+		if (pf[i].fd == c->errpipe)
+			handle_errpipe(a, c);
+		else if (pf[i].fd == c->fd && client_read(a, c) < 0)
+			client_gone(a, c);
+		/* who[] may hold c twice; later entries are checked against a->cl again. */
+		for (size_t j = i + 1; j < k; j++)
+			if (who[j] == c)
+				pf[j].revents = 0;
+	}
+}
+
+static void accept_clients(struct agent *a)
+{
+	for (int m = 0; m < 16; m++) {
+		int fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd < 0)
+			break;
+		if (!client_new(a, fd))
+			close(fd);
+	}
+}
+
 static int agent_loop(struct agent *a)
 {
 	for (;;) {
-		size_t n = 2 + 2 * a->ncl, k = 2;
+		size_t n = 2 + 2 * a->ncl, k;
 		struct pollfd *pf = calloc(n, sizeof(*pf));
 		struct client **who = calloc(n, sizeof(*who));
 
@@ -761,20 +851,7 @@ static int agent_loop(struct agent *a)
 			sleep(1);
 			continue;
 		}
-		pf[0] = (struct pollfd){ a->sfd, POLLIN, 0 };
-		pf[1] = (struct pollfd){ a->lfd, POLLIN, 0 };
-		for (size_t i = 0; i < a->ncl; i++) {
-			struct client *c = a->cl[i];
-
-			if (c->fd >= 0) {
-				who[k] = c;
-				pf[k++] = (struct pollfd){ c->fd, POLLIN, 0 };
-			}
-			if (c->errpipe >= 0) {
-				who[k] = c;
-				pf[k++] = (struct pollfd){ c->errpipe, POLLIN, 0 };
-			}
-		}
+		k = poll_set(a, pf, who);
 		if (poll(pf, k, -1) < 0) {
 			free(pf);
 			free(who);
@@ -785,40 +862,9 @@ static int agent_loop(struct agent *a)
 		}
 		if (pf[0].revents)
 			reap(a);
-		/* Handle one event per client per round: a handler may free its client. */
-		for (size_t i = 2; i < k; i++) {
-			struct client *c = who[i];
-			bool alive = false;
-
-			if (!pf[i].revents)
-				continue;
-			for (size_t j = 0; j < a->ncl; j++)
-				alive |= a->cl[j] == c;
-			if (!alive)
-				continue;
-			if (pf[i].fd == c->errpipe) {
-				handle_errpipe(a, c);
-			} else if (pf[i].fd == c->fd) {
-				int r = client_read(a, c);
-
-				if (r < 0)
-					client_gone(a, c);
-			}
-			/* who[] may hold c twice; later entries are checked against a->cl again. */
-			for (size_t j = i + 1; j < k; j++)
-				if (who[j] == c)
-					pf[j].revents = 0;
-		}
-		if (pf[1].revents & POLLIN) {
-			for (int m = 0; m < 16; m++) {
-				int fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-
-				if (fd < 0)
-					break;
-				if (!client_new(a, fd))
-					close(fd);
-			}
-		}
+		serve_clients(a, pf, who, k);
+		if (pf[1].revents & POLLIN)
+			accept_clients(a);
 		free(pf);
 		free(who);
 	}
@@ -834,20 +880,20 @@ static int listen_path(const char *path)
 	return fd;
 }
 
-int main(int argc, char **argv)
-{
-	struct agent a = { .lfd = -1, .home = "/home/user", .scripts = "/run/sbxfs" };
-	const char *listen_at = NULL;
-	uid_t uid = 1000;
-	gid_t gid = 1000;
-	sigset_t mask;
-	struct stat st;
+struct agent_opts {
+	const char *listen_at;
+	uid_t uid;
+	gid_t gid;
+};
 
+/* 0, or 2 (the exit status) after saying what is wrong. */
+static int parse_args(int argc, char **argv, struct agent *a, struct agent_opts *o)
+{
 	for (int i = 1; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (!strcmp(argv[i], "--keep-root")) {
-			a.keep_root = true;
+			a->keep_root = true;
 			continue;
 		}
 		if (!v) {
@@ -855,23 +901,74 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		if (!strcmp(argv[i], "--fd"))
-			a.lfd = atoi(v);
+			a->lfd = atoi(v);
 		else if (!strcmp(argv[i], "--listen"))
-			listen_at = v;
+			o->listen_at = v;
 		else if (!strcmp(argv[i], "--uid"))
-			uid = (uid_t)strtoul(v, NULL, 10);
+			o->uid = (uid_t)strtoul(v, NULL, 10);
 		else if (!strcmp(argv[i], "--gid"))
-			gid = (gid_t)strtoul(v, NULL, 10);
+			o->gid = (gid_t)strtoul(v, NULL, 10);
 		else if (!strcmp(argv[i], "--home"))
-			a.home = v;
+			a->home = v;
 		else if (!strcmp(argv[i], "--scripts"))
-			a.scripts = v;
+			a->scripts = v;
 		else {
 			agent_log("unknown option %s", argv[i]);
 			return 2;
 		}
 		i++;
 	}
+	return 0;
+}
+
+/* The listening socket: given (--fd) or made (--listen); nothing else the launcher had open stays. */
+static int setup_listener(struct agent *a, const char *listen_at)
+{
+	struct stat st;
+
+	if (listen_at)
+		a->lfd = listen_path(listen_at);
+	if (a->lfd < 0 || fstat(a->lfd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		agent_log("no listening socket (use --fd N or --listen PATH)");
+		return -1;
+	}
+	fcntl(a->lfd, F_SETFD, FD_CLOEXEC);
+	fcntl(a->lfd, F_SETFL, O_NONBLOCK);
+	/* bwrap's bind and seccomp descriptors go */
+	for (int fd = 3; fd < a->lfd; fd++)
+		close(fd);
+	close_range((unsigned)a->lfd + 1, ~0U, 0);
+	return 0;
+}
+
+/* Where scripts are written, owned by the sandbox user. */
+static int setup_scripts(struct agent *a)
+{
+	if (mkdir(a->scripts, 0700) < 0 && errno != EEXIST && getuid() != 0) {
+		a->scripts = "/tmp/.sbxfs-agent";
+		if (mkdir(a->scripts, 0700) < 0 && errno != EEXIST) {
+			agent_log("cannot create %s: %s", a->scripts, sbx_errstr(errno));
+			return -1;
+		}
+	} else if (access(a->scripts, F_OK) < 0) {
+		agent_log("cannot create %s: %s", a->scripts, sbx_errstr(errno));
+		return -1;
+	}
+	if (getuid() == 0 && chown(a->scripts, a->uid, a->gid) < 0) {
+		agent_log("cannot chown %s: %s", a->scripts, sbx_errstr(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct agent a = { .lfd = -1, .home = "/home/user", .scripts = "/run/sbxfs" };
+	struct agent_opts o = { .uid = 1000, .gid = 1000 };
+	sigset_t mask;
+
+	if (parse_args(argc, argv, &a, &o))
+		return 2;
 	signal(SIGPIPE, SIG_IGN);
 	/*
 	 * Keep the agent alive through a memory limit; its runs go back to 0.
@@ -880,39 +977,17 @@ int main(int argc, char **argv)
 	 */
 	a.oom_protected = sbx_write_knob("/proc/self/oom_score_adj", "-1000", NULL) == 0;
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-	if (listen_at)
-		a.lfd = listen_path(listen_at);
-	if (a.lfd < 0 || fstat(a.lfd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-		agent_log("no listening socket (use --fd N or --listen PATH)");
+	if (setup_listener(&a, o.listen_at) < 0)
 		return 2;
-	}
-	fcntl(a.lfd, F_SETFD, FD_CLOEXEC);
-	fcntl(a.lfd, F_SETFL, O_NONBLOCK);
-	/* Nothing else the launcher had open stays (bwrap's bind and seccomp descriptors). */
-	for (int fd = 3; fd < a.lfd; fd++)
-		close(fd);
-	close_range((unsigned)a.lfd + 1, ~0U, 0);
-	a.uid = uid;
-	a.gid = gid;
-	if (mkdir(a.scripts, 0700) < 0 && errno != EEXIST && getuid() != 0) {
-		a.scripts = "/tmp/.sbxfs-agent";
-		if (mkdir(a.scripts, 0700) < 0 && errno != EEXIST) {
-			agent_log("cannot create %s: %s", a.scripts, sbx_errstr(errno));
-			return 1;
-		}
-	} else if (access(a.scripts, F_OK) < 0) {
-		agent_log("cannot create %s: %s", a.scripts, sbx_errstr(errno));
+	a.uid = o.uid;
+	a.gid = o.gid;
+	if (setup_scripts(&a) < 0)
 		return 1;
-	}
-	if (getuid() == 0 && chown(a.scripts, uid, gid) < 0) {
-		agent_log("cannot chown %s: %s", a.scripts, sbx_errstr(errno));
-		return 1;
-	}
 	if (a.keep_root && getuid() != 0) {
 		agent_log("--keep-root needs to start as root of the sandbox's user namespace");
 		return 1;
 	}
-	if (a.keep_root ? agent_keep_root() < 0 : agent_drop_privileges(uid, gid) < 0)
+	if (a.keep_root ? agent_keep_root() < 0 : agent_drop_privileges(o.uid, o.gid) < 0)
 		return 1;
 	if (chdir("/") < 0)
 		return 1;

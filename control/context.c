@@ -115,9 +115,18 @@ char **ctx_names(struct sandbox *sb)
 	for (struct context *c = sb->contexts; c; c = c->next)
 		n++;
 	names = calloc(n + 1, sizeof(*names));
-	for (struct context *c = sb->contexts; names && c; c = c->next)
-		if (!c->dead && (names[i] = strdup(c->name)))
-			i++;
+	for (struct context *c = sb->contexts; names && c; c = c->next) {
+		if (c->dead)
+			continue;
+		names[i] = strdup(c->name);
+		if (!names[i]) {
+			/* never a shortened list: NULL says out of memory */
+			ctl_strv_free(names);
+			names = NULL;
+			break;
+		}
+		i++;
+	}
 	pthread_mutex_unlock(&sb->lock);
 	if (names)
 		qsort(names, i, sizeof(*names), sbx_cmp_str);

@@ -53,7 +53,8 @@ void ctl_set_gone_hook(struct sbx_ctl *ctl, void (*gone)(const char *name, void 
 struct sandbox *ctl_sandbox_get(struct sbx_ctl *ctl, const char *name);
 void sandbox_ref(struct sandbox *sb);
 void sandbox_put(struct sandbox *sb);
-/* NULL-terminated, sorted list of names; free with ctl_strv_free (ctl_parse.h). */
+/* NULL-terminated, sorted list of names; free with ctl_strv_free (ctl_parse.h).
+ * NULL only when out of memory (never a shortened list). */
 char **ctl_sandbox_names(struct sbx_ctl *ctl);
 bool ctl_name_reserved(struct sbx_ctl *ctl, const char *name);
 
@@ -170,7 +171,7 @@ int ctx_create(struct sandbox *sb, const char *name, struct sbx_err *err);
 /* rmdir contexts/NAME: stops its run in progress, ends its interpreters, removes its history. */
 int ctx_destroy(struct sandbox *sb, const char *name, struct sbx_err *err);
 bool ctx_exists(struct sandbox *sb, const char *name);
-/* NULL-terminated, sorted; free with ctl_strv_free. */
+/* NULL-terminated, sorted; free with ctl_strv_free. NULL only when out of memory. */
 char **ctx_names(struct sandbox *sb);
 /*
  * Names of the extra files of run N (result, figure-K.png), NULL-terminated;

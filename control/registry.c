@@ -161,12 +161,15 @@ char **ctl_sandbox_names(struct sbx_ctl *ctl)
 
 	pthread_mutex_lock(&ctl->lock);
 	names = calloc(ctl->nsandboxes + 1, sizeof(*names));
-	if (names) {
-		for (size_t i = 0; i < ctl->nsandboxes; i++) {
-			names[n] = strdup(ctl->sandboxes[i]->name);
-			if (names[n])
-				n++;
+	for (size_t i = 0; names && i < ctl->nsandboxes; i++) {
+		names[n] = strdup(ctl->sandboxes[i]->name);
+		if (!names[n]) {
+			/* never a shortened list: NULL says out of memory */
+			ctl_strv_free(names);
+			names = NULL;
+			break;
 		}
+		n++;
 	}
 	pthread_mutex_unlock(&ctl->lock);
 	if (names)

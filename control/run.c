@@ -219,14 +219,20 @@ char **run_envp(struct sandbox *sb)
 
 		for (char **e = sb->env; e && *e && !overridden; e++)
 			overridden = strncmp(*e, defaults[i], klen + 1) == 0;
-		if (!overridden)
-			envp[m++] = strdup(defaults[i]);
+		if (!overridden && !(envp[m++] = strdup(defaults[i])))
+			goto out_nomem;
 	}
 	for (char **e = sb->env; e && *e; e++)
-		envp[m++] = strdup(*e);
+		if (!(envp[m++] = strdup(*e)))
+			goto out_nomem;
 out:
 	pthread_mutex_unlock(&sb->lock);
 	return envp;
+out_nomem:
+	/* never a run with part of its environment: NULL says out of memory */
+	ctl_strv_free(envp);
+	envp = NULL;
+	goto out;
 }
 
 /* As many figures as a context run can leave (MARKER_PNG_COUNT in context.c). */

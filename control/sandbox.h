@@ -174,7 +174,7 @@ struct spool {
 void spool_put(struct spool *s, const char *buf, size_t n, uint64_t cap);
 /* Reads what is ready from s->in (non-blocking) into the file; closes s->in at EOF. */
 void spool_drain(struct spool *s, uint64_t cap);
-/* The environment of a run: the sandbox's env over the defaults. */
+/* The environment of a run: the sandbox's env over the defaults. NULL only when out of memory. */
 char **run_envp(struct sandbox *sb);
 
 /* context.c: contexts/NAME, one long-lived interpreter per language. */

@@ -115,13 +115,32 @@ static const char *get_str(json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
+/* The env array of sandbox.json: strings only (a null would be no string to copy). 0 or -ENOMEM. */
+static int load_env(struct sandbox *sb, json_object *env)
+{
+	size_t n = json_object_array_length(env), k = 0;
+
+	sb->env = calloc(n + 1, sizeof(char *));
+	if (!sb->env)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(env, i);
+
+		if (!json_object_is_type(v, json_type_string))
+			continue;
+		sb->env[k] = strdup(json_object_get_string(v));
+		if (!sb->env[k++])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int state_load(struct sbx_ctl *ctl, const char *name, struct sandbox **out, struct sbx_err *err)
 {
 	json_object *o, *limits, *env, *meta;
 	char path[4200];
 	struct sandbox *sb;
 	const char *s;
-	size_t n;
 
 	snprintf(path, sizeof(path), "%s/sandboxes/%s", ctl->state_root, name);
 	state_tmp_sweep(path, "sandbox.json");
@@ -152,11 +171,11 @@ int state_load(struct sbx_ctl *ctl, const char *name, struct sandbox **out, stru
 		sb->limits.pids = (uint32_t)get_int(limits, "pids", 0);
 		sb->limits.disk_bytes = (uint64_t)get_int(limits, "disk", 0);
 	}
-	if (json_object_object_get_ex(o, "env", &env) && json_object_is_type(env, json_type_array)) {
-		n = json_object_array_length(env);
-		sb->env = calloc(n + 1, sizeof(char *));
-		for (size_t i = 0; sb->env && i < n; i++)
-			sb->env[i] = strdup(json_object_get_string(json_object_array_get_idx(env, i)));
+	if (json_object_object_get_ex(o, "env", &env) && json_object_is_type(env, json_type_array) &&
+	    load_env(sb, env) < 0) {
+		json_object_put(o);
+		sandbox_put(sb);
+		return sbx_err_set(err, ENOMEM, "out of memory loading '%s'", path);
 	}
 	if (json_object_object_get_ex(o, "meta", &meta) && json_object_is_type(meta, json_type_object))
 		sb->meta = json_object_get(meta);

@@ -1,12 +1,13 @@
 """test_recovery.py - a daemon killed with SIGKILL, or unmounted, loses nothing;
 a new mount re-attaches every sandbox (issue 2, Recovery)."""
 
+import json
 import os
 import time
 
 import pytest
 
-from sbxtest import assert_gone, read_text, unique, write_file
+from sbxtest import Mount, assert_gone, read_text, unique, write_file
 
 
 @pytest.mark.deadline(90)
@@ -87,3 +88,25 @@ def test_mount_options_set_defaults(mount_factory):
     assert info["ttl"] == 0 and info["expires"] is None
     assert info["timeout"] == 5
     assert info["limits"]["mem"] == 128 << 20 and info["limits"]["pids"] == 50
+
+
+@pytest.mark.deadline(60)
+def test_hand_edited_env_in_state_loads(mount_factory):
+    """A careless edit of sandbox.json while unmounted (a null and a number in env) must not
+    crash the next daemon: the strings stay the sandbox's environment, the rest is ignored."""
+    m = mount_factory()
+    b = m.new(unique("he"), "env.A=1", "env.B=2")
+    path = os.path.join(m.state, "sandboxes", b.name, "sandbox.json")
+    assert m.stop() is None
+    with open(path) as f:
+        st = json.load(f)
+    assert st["env"] == ["A=1", "B=2"], st["env"]
+    st["env"] = ["A=1", None, 5, {"x": 1}, "B=2"]
+    with open(path, "w") as f:
+        json.dump(st, f)
+    m2 = Mount(m.workdir, m.backend, m.opts, m.registry, m.state, m.mnt).start()
+    b = m2.sandbox(b.name)
+    b.wait_status("running", timeout=10)
+    assert read_text(b.path("env")).splitlines() == ["A=1", "B=2"]
+    r = b.run("sh", 'echo "$A $B"\n')
+    assert r.stdout == "1 2\n" and r.exit == 0, r

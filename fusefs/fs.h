@@ -47,7 +47,8 @@ struct notify_state {
 
 /* What scratch.c keeps: every scratch file of the mount. */
 struct scratch_state {
-	pthread_mutex_t lock;      /* guards the list, every scratch's fields and bytes, total; a leaf */
+	pthread_mutex_t lock;      /* guards the list, every scratch's fields and bytes, total;
+	                            * taken before a sandbox's sb->lock (sandbox_alive), nothing after */
 	struct scratch *list;
 	size_t total;              /* bytes held by all scratch files, open unlinked ones included */
 	uint64_t ttl_ms;           /* a scratch not open for this long is dropped */
@@ -58,11 +59,13 @@ struct scratch_state {
  * session's userdata, so request handlers can reach it by
  * fuse_req_userdata(req) and every other thread by its owner's pointer.
  *
- * Lock order inside fusefs (docs/design.md): a fusefs lock is never held
- * while control/ is called, so control's locks (ctl->lock > save_lock >
- * sb->lock) come first whenever both are held, and every fusefs lock below is
- * a leaf: nodes.lock, handles_lock, a handle's lock, pending_lock,
- * notify.lock, scratch.lock; watch.c's reg_lock > proc_lock is its own (see watch.c).
+ * Lock order inside fusefs (docs/design.md): control/ never calls into
+ * fusefs with one of its locks held, and fusefs holds none of its own while
+ * calling control/, with one exception: scratch.lock is held across
+ * sandbox_alive(), so it comes before sb->lock. Every fusefs lock below is a
+ * leaf among fusefs's: nodes.lock, handles_lock, a handle's lock,
+ * pending_lock, notify.lock, scratch.lock; files/'s are in pt.h, and watch.c's
+ * reg_lock > proc_lock is its own (see watch.c).
  */
 struct fs {
 	struct sbx_ctl *ctl;

@@ -154,7 +154,14 @@ static void rename_onto(fuse_req_t req, struct node *dir, const char *name, cons
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	/*
+	 * The kernel holds the directory's lock for the rename: a `kill` in the
+	 * root ctl must not invalidate the root's entry from here (it would
+	 * wait for that lock); the notifier thread does it once we answered.
+	 */
+	notify_defer_gone(true);
 	ret = t->fops->commit(target, data, len, req);
+	notify_defer_gone(false);
 	node_forget(target, 1);
 	if (ret != SYNTH_LATER)
 		fuse_reply_err(req, ret < 0 ? -ret : 0);

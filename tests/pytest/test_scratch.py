@@ -230,3 +230,22 @@ def test_scratch_left_alone_is_dropped(mount_factory):
     finally:
         os.close(fd)
         os.unlink(held)
+
+
+@pytest.mark.deadline(60)
+def test_kill_by_rename_onto_root_ctl_and_sandbox_ctl(mount):
+    """The kernel holds the directory's lock during the rename: the kill's
+    invalidation of NAME must not wait for it (it did: the mount hung)."""
+    a, b = mount.new(unique("rk")), mount.new(unique("rk"))
+    t = tmp_beside(mount.path("ctl"))
+    put(t, "kill %s\n" % a.name)
+    os.rename(t, mount.path("ctl"))
+    t = tmp_beside(b.path("ctl"))
+    put(t, "kill\n")
+    os.rename(t, b.path("ctl"))
+    names = mount.sandboxes()
+    assert a.name not in names and b.name not in names, names
+    for x in (a, b):
+        with pytest.raises(FileNotFoundError):
+            os.stat(x.path("status"))
+    assert "ctl" in os.listdir(mount.path())

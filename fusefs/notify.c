@@ -8,6 +8,7 @@
  * sandbox directory see IN_CREATE "exit" followed by IN_CLOSE_WRITE.
  */
 #include "fs.h"
+#include "scratch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 struct note {
@@ -42,8 +44,18 @@ static void *notify_main(void *arg)
 		struct note *n;
 		int fd;
 
-		while (!NS->head && !NS->stop)
-			pthread_cond_wait(&NS->cond, &NS->lock);
+		while (!NS->head && !NS->stop) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 10;
+			if (pthread_cond_timedwait(&NS->cond, &NS->lock, &until) != ETIMEDOUT)
+				continue;
+			/* Idle: drop the scratch files left alone, so their bytes go even when nobody looks. */
+			pthread_mutex_unlock(&NS->lock);
+			scratch_sweep();
+			pthread_mutex_lock(&NS->lock);
+		}
 		if (NS->stop)
 			break;
 		n = NS->head;

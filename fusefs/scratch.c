@@ -369,6 +369,16 @@ int scratch_take(struct sandbox *sb, const char *ctx, const char *name, char **d
 	return ret;
 }
 
+void scratch_sweep(void)
+{
+	struct scratch *dead = NULL;
+
+	pthread_mutex_lock(&ST->lock);
+	sweep_locked(&dead);
+	pthread_mutex_unlock(&ST->lock);
+	free_list(dead);
+}
+
 void scratch_free_all(void)
 {
 	struct scratch *dead;

@@ -44,6 +44,8 @@ int scratch_unlink(struct sandbox *sb, const char *ctx, const char *name);
 int scratch_rename(struct sandbox *sb, const char *ctx, const char *name, const char *newname, bool noreplace);
 /* Removes the name and gives its content (malloc'd; *len bytes): 0, -ENOENT or -ENOMEM. */
 int scratch_take(struct sandbox *sb, const char *ctx, const char *name, char **data, size_t *len);
+/* Drops the scratch files left alone too long and those of sandboxes that are gone. */
+void scratch_sweep(void);
 /* At shutdown: frees every scratch file. */
 void scratch_free_all(void);
 

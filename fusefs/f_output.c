@@ -77,22 +77,25 @@ static void stream_read(fuse_req_t req, struct handle *h, size_t size, off_t off
 {
 	char *buf = malloc(size ? size : 1);
 	ssize_t got = 0;
+	bool follow;
 	int fd = -1;
 
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	pthread_mutex_lock(&h->lock);
+	follow = follows(h, off);
+	pthread_mutex_unlock(&h->lock);
+	if (follow)
+		fd = stream_fd(h->node);      /* control/ is not called with a fusefs lock held */
 	/* Under the lock: another read of this open file must not use an fd being replaced. */
 	pthread_mutex_lock(&h->lock);
-	if (follows(h, off)) {
-		fd = stream_fd(h->node);
-		if (fd >= 0 && (h->fd < 0 || !same_file(fd, h->fd))) {
-			int old = h->fd;
+	if (fd >= 0 && (h->fd < 0 || !same_file(fd, h->fd))) {
+		int old = h->fd;
 
-			h->fd = fd;
-			fd = old;
-		}
+		h->fd = fd;
+		fd = old;
 	}
 	if (h->fd >= 0)
 		got = pread(h->fd, buf, size, off);

@@ -87,14 +87,18 @@ static void handle_free(struct handle *h)
 
 void synth_free_handles(void)
 {
-	pthread_mutex_lock(&fs.handles_lock);
-	while (fs.handles) {
-		struct handle *h = fs.handles;
+	struct handle *list;
 
-		fs.handles = h->next;
-		handle_free(h);
-	}
+	pthread_mutex_lock(&fs.handles_lock);
+	list = fs.handles;
+	fs.handles = NULL;
 	pthread_mutex_unlock(&fs.handles_lock);
+	while (list) {
+		struct handle *h = list;
+
+		list = h->next;
+		handle_free(h);      /* takes the handle's lock and a scratch file's: not under handles_lock */
+	}
 }
 
 static struct handle *handle_of(struct fuse_file_info *fi)

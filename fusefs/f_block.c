@@ -9,6 +9,8 @@
 #include "pending.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
 
 static void wait_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
@@ -35,7 +37,52 @@ static void wait_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 		pending_answer_now(p, 0);
 }
 
-const struct sfile_ops wait_fops = { .read = wait_read };
+/* A poll(2) on `wait` that found a run in progress: the kernel is told when the queue is idle. */
+struct poll_waiter {
+	struct run_waiter waiter;
+	struct fuse_pollhandle *ph;
+};
+
+static void poll_idle(void *arg, int exit_code)
+{
+	struct poll_waiter *pw = arg;
+
+	(void)exit_code;
+	fuse_lowlevel_notify_poll(pw->ph);
+	fuse_pollhandle_destroy(pw->ph);
+	free(pw);
+}
+
+static void wait_poll(fuse_req_t req, struct handle *h, struct fuse_pollhandle *ph)
+{
+	struct node *n = h->node;
+	struct poll_waiter *pw;
+	bool answered;
+
+	pthread_mutex_lock(&h->lock);
+	answered = h->data != NULL;
+	pthread_mutex_unlock(&h->lock);
+	if (!answered && run_busy(n->sb, n->ctx) && !ph) {
+		fuse_reply_poll(req, 0);        /* asked without wanting to be told later (a zero timeout) */
+		return;
+	}
+	if (answered || !run_busy(n->sb, n->ctx) || !(pw = calloc(1, sizeof(*pw)))) {
+		fuse_pollhandle_destroy(ph);
+		fuse_reply_poll(req, POLLIN | POLLRDNORM);   /* a read answers now (or, out of memory, blocks) */
+		return;
+	}
+	pw->ph = ph;
+	pw->waiter.fn = poll_idle;
+	pw->waiter.arg = pw;
+	if (!run_wait_idle(n->sb, n->ctx, &pw->waiter)) {
+		poll_idle(pw, 0);       /* idle meanwhile */
+		fuse_reply_poll(req, POLLIN | POLLRDNORM);
+		return;
+	}
+	fuse_reply_poll(req, 0);
+}
+
+const struct sfile_ops wait_fops = { .read = wait_read, .poll = wait_poll };
 
 static void watch_file_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {

@@ -6,6 +6,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <poll.h>
 
 static bool pt_alive(fuse_req_t req, struct node *n)
 {
@@ -164,6 +165,19 @@ static void ptt_flock(fuse_req_t req, struct node *n, struct fuse_file_info *fi,
 	pt_flock(req, fi, op);
 }
 
+/*
+ * Files and directories are always ready. Answering (not ENOSYS, which turns
+ * poll off for the whole mount) keeps poll working on `wait`.
+ */
+static void ptt_poll(fuse_req_t req, struct node *n, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
+{
+	(void)n;
+	(void)fi;
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM);
+}
+
 const struct node_ops pt_node_ops = {
 	.lookup = ptt_lookup,
 	.getattr = ptt_getattr,
@@ -197,4 +211,5 @@ const struct node_ops pt_node_ops = {
 	.getlk = ptt_getlk,
 	.setlk = ptt_setlk,
 	.flock = ptt_flock,
+	.poll = ptt_poll,
 };

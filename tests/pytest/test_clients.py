@@ -5,6 +5,7 @@ and run files whose attributes stay put between writes."""
 
 import errno
 import os
+import select
 import shutil
 import subprocess
 import time
@@ -83,6 +84,34 @@ def test_nonblocking_read_of_wait(sb):
         bg.finish(30)
     data, eagain, _ = _nonblock_read(sb.path("wait"))
     assert not eagain and data == b"0\n"
+
+
+def test_poll_on_wait_says_readable_when_the_run_ends(sb):
+    bg = sb.run_bg("sh", "sleep 2\n")
+    fd = os.open(sb.path("wait"), os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        time.sleep(0.5)
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        assert p.poll(0) == [], "wait is readable while a run is in progress"
+        t0 = time.monotonic()
+        events = p.poll(10000)
+        took = time.monotonic() - t0
+        assert events and events[0][1] & select.POLLIN, events
+        assert 0.5 < took < 5, took
+        assert os.read(fd, 100) == b"0\n"
+    finally:
+        os.close(fd)
+        bg.finish(30)
+    # idle: readable at once; files/ answers poll too (regular files are always ready)
+    for path in (sb.path("wait"), sb.files("etc/hostname")):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            p = select.poll()
+            p.register(fd, select.POLLIN)
+            assert p.poll(1000), path
+        finally:
+            os.close(fd)
 
 
 def _tmux(*args):

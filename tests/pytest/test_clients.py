@@ -152,3 +152,34 @@ def test_vim_saves_run_py_without_warning(sb, tmp_path):
         assert not [n for n in os.listdir(sb.path()) if n.endswith("~") or n == "4913"]
     finally:
         _tmux("kill-session", "-t", session)
+
+
+@pytest.mark.skipif(not shutil.which("tmux") or not shutil.which("vim"), reason="needs tmux and vim")
+def test_vim_saves_a_file_in_files_without_warning(sb, tmp_path):
+    name = "vim-%s.txt" % os.urandom(3).hex()
+    path = sb.files("home/user/" + name)
+    write_file(path, "one\n")
+    session = "sbxfs-vimf-" + os.urandom(3).hex()
+    r = _tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "30", "-c", os.path.dirname(path),
+              "env HOME=%s vim -u NONE -i NONE -N %s" % (tmp_path, name))
+    assert r.returncode == 0, r.stderr
+    try:
+        def screen():
+            return _tmux("capture-pane", "-p", "-t", session).stdout
+
+        deadline = time.monotonic() + 10
+        while "one" not in screen() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for word in ("two", "three"):
+            _tmux("send-keys", "-t", session, "ggdGi" + word, "Escape", ":w", "Enter")
+            deadline = time.monotonic() + 10
+            while read_text(path) != word + "\n" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert read_text(path) == word + "\n", screen()
+            time.sleep(1.1)
+            s = screen()
+            assert "changed since reading" not in s and "WARNING" not in s and "E5" not in s, s
+        r = sb.run("sh", "cat /home/user/%s\n" % name)
+        assert r.stdout == "three\n", r
+    finally:
+        _tmux("kill-session", "-t", session)

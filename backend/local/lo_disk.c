@@ -309,78 +309,6 @@ int lo_pool_take(struct lo_pool *p, uint64_t bytes, const char *dest, struct sbx
 	return r;
 }
 
-/* Unescapes the octal escapes of /proc/self/mountinfo in place. */
-static void unescape(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-}
-
-static bool mountinfo_has(const char *path)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL;
-	size_t cap = 0;
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && getline(&line, &cap, f) > 0) {
-		char mnt[PATH_MAX];
-
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
-			continue;
-		unescape(mnt);
-		found = strcmp(mnt, path) == 0;
-	}
-	free(line);
-	fclose(f);
-	return found;
-}
-
-#ifndef STATX_MNT_ID
-#define STATX_MNT_ID 0x00001000U
-#endif
-
-/*
- * A path is a mount point when its mount differs from its parent's. statx
- * answers that in two calls; /proc/self/mountinfo (the fallback) grows with
- * every sandbox's mounts, and reading it made each create slower than the last.
- * A directory bind-mounted onto itself counts too (the ids differ).
- */
-bool lo_is_mountpoint(const char *path)
-{
-	struct statx self, parent;
-	char up[PATH_MAX + 4];
-
-	snprintf(up, sizeof(up), "%s/..", path);
-	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &self) < 0)
-		return false;
-	if (statx(AT_FDCWD, up, 0, STATX_MNT_ID, &parent) < 0 || !(self.stx_mask & STATX_MNT_ID) ||
-	    !(parent.stx_mask & STATX_MNT_ID))
-		return mountinfo_has(path);
-	return self.stx_mnt_id != parent.stx_mnt_id;
-}
-
-int lo_make_private(const char *path, struct sbx_err *err)
-{
-	if (!lo_is_mountpoint(path) && mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
-		return sbx_err_sys(err, errno, "bind-mounting '%s' onto itself", path);
-	if (mount(NULL, path, NULL, MS_PRIVATE | MS_REC, NULL) < 0)
-		return sbx_err_sys(err, errno, "making '%s' a private mount", path);
-	return 0;
-}
-
 /* Attaches img to a free loop device (detached automatically when unmounted). Returns its fd. */
 static int loop_attach(const char *img, char *dev, size_t size, struct sbx_err *err)
 {
@@ -432,59 +360,12 @@ static int loop_attach(const char *img, char *dev, size_t size, struct sbx_err *
 	return lfd;
 }
 
-int lo_mount_all(const char *state_dir, const char *lowerdir, char *loopdev, size_t size, struct sbx_err *err)
+int lo_disk_attach(const char *state_dir, char *loopdev, size_t size, struct sbx_err *err)
 {
-	char img[PATH_MAX + 32], disk[PATH_MAX + 32], root[PATH_MAX + 32], usr[PATH_MAX + 32];
-	char upper[PATH_MAX + 32], work[PATH_MAX + 32], opts[3 * PATH_MAX + 128];
-	int r;
+	char img[PATH_MAX + 32];
 
 	snprintf(img, sizeof(img), "%s/disk.img", state_dir);
-	snprintf(disk, sizeof(disk), "%s/disk", state_dir);
-	snprintf(root, sizeof(root), "%s/root", state_dir);
-	snprintf(usr, sizeof(usr), "%s/root/usr", state_dir);
-	snprintf(upper, sizeof(upper), "%s/disk/upper", state_dir);
-	snprintf(work, sizeof(work), "%s/disk/work", state_dir);
-	if (strpbrk(state_dir, ",:") || strpbrk(lowerdir, ",:"))
-		return sbx_err_set(err, EINVAL, "state directory '%s' contains ',' or ':', which overlayfs cannot take",
-				   state_dir);
-	if ((mkdir(disk, 0700) < 0 && errno != EEXIST) || (mkdir(root, 0755) < 0 && errno != EEXIST))
-		return sbx_err_sys(err, errno, "creating mount points in '%s'", state_dir);
-	if (!lo_is_mountpoint(disk)) {
-		int lfd = loop_attach(img, loopdev, size, err);
-
-		if (lfd < 0)
-			return lfd;
-		r = mount(loopdev, disk, "ext4", MS_NOSUID | MS_NODEV | MS_NOATIME, "");
-		r = r < 0 ? -errno : 0;
-		close(lfd); /* the mount holds the device; autoclear frees it at unmount */
-		if (r < 0)
-			return sbx_err_sys(err, -r, "mounting the disk image on '%s'", disk);
-	}
-	if ((mkdir(upper, 0755) < 0 && errno != EEXIST) || (mkdir(work, 0700) < 0 && errno != EEXIST)) {
-		r = sbx_err_sys(err, errno, "creating '%s'", upper);
-		goto out_disk;
-	}
-	if (!lo_is_mountpoint(root)) {
-		snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", lowerdir, upper, work);
-		if (mount("overlay", root, "overlay", MS_NOSUID | MS_NODEV, opts) < 0) {
-			r = sbx_err_sys(err, errno, "mounting overlay on '%s'", root);
-			goto out_disk;
-		}
-	}
-	if (!lo_is_mountpoint(usr)) {
-		if (mount("/usr", usr, NULL, MS_BIND | MS_REC, NULL) < 0 ||
-		    mount(NULL, usr, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0) {
-			r = sbx_err_sys(err, errno, "bind-mounting /usr on '%s'", usr);
-			umount2(usr, MNT_DETACH);
-			goto out_root;
-		}
-	}
-	return 0;
-out_root:
-	umount2(root, MNT_DETACH);
-out_disk:
-	umount2(disk, MNT_DETACH);
-	return r;
+	return loop_attach(img, loopdev, size, err);
 }
 
 static int unmount_one(const char *path)

@@ -1,10 +1,8 @@
 /*
  * lo_disk.h - the writable layer of a local sandbox and its mounts.
  *
- *   state_dir/disk.img   sparse ext4 image, size = the disk limit
- *   state_dir/disk       the image, loop-mounted (upper/ and work/ inside)
- *   state_dir/root       overlay: lower = template rootfs, upper = disk/upper
- *   state_dir/root/usr   the host's /usr, bind-mounted read-only
+ *   state_dir/disk.img   ext4 image, size = the disk limit; loop-attached here and
+ *                        mounted in the sandbox's launch namespace (lo_launch.h)
  *
  * Formatted images come from a pool refilled by a background thread, so a
  * create does not wait for mkfs.
@@ -24,13 +22,17 @@ void lo_pool_stop(struct lo_pool *p);
 /* Puts a formatted image of `bytes` at dest (from the pool, else formats one now). */
 int lo_pool_take(struct lo_pool *p, uint64_t bytes, const char *dest, struct sbx_err *err);
 
-/* Makes path a private mount (bind-mounting it onto itself when it is not a mount point). */
-int lo_make_private(const char *path, struct sbx_err *err);
-bool lo_is_mountpoint(const char *path);
-
-/* Mounts (what is not mounted yet of) disk, root and root/usr. loopdev gets "/dev/loopN" when attached. */
-int lo_mount_all(const char *state_dir, const char *lowerdir, char *loopdev, size_t size, struct sbx_err *err);
-/* Unmounts root/usr, root and disk; the loop device detaches itself. Fine when nothing is mounted. */
+/*
+ * Attaches state_dir/disk.img to a free loop device (LO_FLAGS_AUTOCLEAR: it
+ * detaches when its last user goes). Returns the device's fd, which the
+ * caller holds until the image is mounted; loopdev gets "/dev/loopN".
+ */
+int lo_disk_attach(const char *state_dir, char *loopdev, size_t size, struct sbx_err *err);
+/*
+ * Unmounts root/usr, root and disk under state_dir, where sandboxes made
+ * before the launch namespace (lo_launch.h) had them in the host's mount
+ * table. Fine when nothing is mounted.
+ */
 int lo_unmount_all(const char *state_dir, struct sbx_err *err);
 
 #endif

@@ -23,7 +23,7 @@
 
 #define LO_MAX_CGFILES LO_NCTL
 /* The grandchild's stage reports; USERNS asks the daemon for the id maps. */
-enum { ST_CGROUP = 1, ST_EXEC = 2, ST_IDS = 3, ST_MOUNT = 4, ST_USERNS = 0x5553 };
+enum { ST_CGROUP = 1, ST_EXEC = 2, ST_IDS = 3, ST_MOUNT = 4, ST_DISK = 5, ST_ROOT = 6, ST_USERNS = 0x5553 };
 /* Descriptors as bwrap gets them. */
 enum { FD_NULL, FD_LOG1, FD_LOG2, FD_LISTEN, FD_SECCOMP, FD_STATUS, FD_ARGS, FD_N };
 /*
@@ -39,7 +39,9 @@ enum { FD_NULL, FD_LOG1, FD_LOG2, FD_LISTEN, FD_SECCOMP, FD_STATUS, FD_ARGS, FD_
 
 struct child_fds {
 	int src[FD_N];            /* what goes to each number (FD_LOG2 is unused: the log twice) */
-	const char *root, *agent; /* the sandbox's root, the agent binary (host paths) */
+	const char *agent;        /* the agent binary (host path) */
+	int disk, rootmnt;        /* the sandbox's detached mounts (lo_mnt.h) */
+	uid_t home_uid;           /* owner of /home/user; 0 = leave it */
 	int cg[LO_MAX_CGFILES];
 	int ncg;
 	bool cg_self;
@@ -76,11 +78,30 @@ static bool child_bind(const char *src, const char *dst, unsigned long flags)
 	return mount(src, dst, NULL, MS_BIND | flags, NULL) == 0;
 }
 
-/* Grandchild, as host root: the launch namespace described above. */
-static void child_mounts(const struct child_fds *f)
+/* Puts a clone of the detached mount mfd on dst (same filesystem, a mount of this namespace). */
+static bool child_attach(int mfd, const char *dst)
 {
-	static const char *const dirs[] = { LAUNCH_DIR "/root", LAUNCH_DIR "/usr", LAUNCH_DIR "/dev",
-					    LAUNCH_DIR "/proc", LAUNCH_DIR "/tmp", LAUNCH_DIR "/old" };
+	int c = open_tree(mfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+
+	if (c < 0)
+		return false;
+	if (move_mount(c, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+		int e = errno;
+
+		close(c);
+		errno = e;
+		return false;
+	}
+	close(c);
+	return true;
+}
+
+/* Grandchild, as host root: the launch namespace's root, then a pivot into it. */
+static void child_launch_root(const struct child_fds *f)
+{
+	static const char *const dirs[] = { LAUNCH_DIR "/root", LAUNCH_DIR "/disk",
+					    LAUNCH_DIR "/usr", LAUNCH_DIR "/dev", LAUNCH_DIR "/proc",
+					    LAUNCH_DIR "/tmp", LAUNCH_DIR "/old" };
 	static const char *const links[][2] = { { "usr/bin", LAUNCH_DIR "/bin" }, { "usr/lib", LAUNCH_DIR "/lib" },
 						{ "usr/lib64", LAUNCH_DIR "/lib64" } };
 	int statfd = f->src[FD_STATUS], fd;
@@ -98,14 +119,36 @@ static void child_mounts(const struct child_fds *f)
 	if (fd < 0)
 		child_report(statfd, ST_MOUNT, errno);
 	close(fd);
-	/* By path: a descriptor would name a mount of the namespace left behind. */
-	if (!child_bind(f->root, LAUNCH_DIR "/root", MS_REC) || !child_bind(f->agent, LAUNCH_DIR "/agent", 0) ||
-	    !child_bind("/usr", LAUNCH_DIR "/usr", MS_REC) || !child_bind("/dev", LAUNCH_DIR "/dev", MS_REC) ||
-	    !child_bind("/proc", LAUNCH_DIR "/proc", MS_REC))
+	if (!child_bind(f->agent, LAUNCH_DIR "/agent", 0) || !child_bind("/usr", LAUNCH_DIR "/usr", MS_REC) ||
+	    !child_bind("/dev", LAUNCH_DIR "/dev", MS_REC) || !child_bind("/proc", LAUNCH_DIR "/proc", MS_REC))
 		child_report(statfd, ST_MOUNT, errno);
+	/* The sandbox's disk and root: clones of the daemon's detached mounts (lo_mnt.h). */
+	if (!child_attach(f->disk, LAUNCH_DIR "/disk"))
+		child_report(statfd, ST_DISK, errno);
+	if (!child_attach(f->rootmnt, LAUNCH_DIR "/root"))
+		child_report(statfd, ST_ROOT, errno);
 	if (syscall(SYS_pivot_root, LAUNCH_DIR, LAUNCH_DIR "/old") < 0 || chdir("/") < 0 ||
 	    umount2("/old", MNT_DETACH) < 0 || rmdir("/old") < 0)
 		child_report(statfd, ST_MOUNT, errno);
+}
+
+/*
+ * Grandchild, in the launch namespace: the host's /usr read-only on the
+ * sandbox's root, and the user's home (from the template, owned by 1000
+ * there) given to the sandbox's user.
+ */
+static void child_sandbox_mounts(const struct child_fds *f)
+{
+	int statfd = f->src[FD_STATUS];
+	struct stat st;
+
+	if (!child_bind("/usr", "/root/usr", MS_REC) ||
+	    mount(NULL, "/root/usr", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		child_report(statfd, ST_ROOT, errno);
+	if (f->home_uid && lstat("/root/home/user", &st) == 0 && S_ISDIR(st.st_mode) &&
+	    (st.st_uid != f->home_uid || st.st_gid != f->home_uid) &&
+	    lchown("/root/home/user", f->home_uid, f->home_uid) < 0)
+		child_report(statfd, ST_ROOT, errno);
 }
 
 /* Grandchild: becomes the block's root and unshares a user namespace it owns; the daemon maps it. */
@@ -122,6 +165,43 @@ static void child_userns(const struct child_fds *f)
 		_exit(127);
 }
 
+/*
+ * Grandchild: closes every descriptor of the daemon but the ones it passes on
+ * (0-2 until they are replaced, src[], the cgroup files, the go pipe), first
+ * of all. A copy of /dev/fuse would keep the mount's connection alive if the
+ * daemon died meanwhile, and a copy of the go pipe's write end would leave
+ * this process waiting for ever.
+ */
+static void child_keep_only(const struct child_fds *f)
+{
+	int keep[FD_N + LO_MAX_CGFILES + 3], n = 0;
+	unsigned next = 3;
+
+	for (int i = 0; i < FD_N; i++)
+		if (f->src[i] >= 0)
+			keep[n++] = f->src[i];
+	for (int i = 0; i < f->ncg; i++)
+		keep[n++] = f->cg[i];
+	if (f->go >= 0)
+		keep[n++] = f->go;
+	keep[n++] = f->disk;
+	keep[n++] = f->rootmnt;
+	for (int i = 1; i < n; i++) /* insertion sort: no allocation here */
+		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	for (int i = 0; i < n; i++) {
+		if ((unsigned)keep[i] > next)
+			close_range(next, (unsigned)keep[i] - 1, 0);
+		if ((unsigned)keep[i] >= next)
+			next = (unsigned)keep[i] + 1;
+	}
+	close_range(next, ~0U, 0);
+}
+
 /* Grandchild, from cgroups to fd layout; only async-signal-safe calls (a fork of a threaded daemon). */
 static void child_start(const char *bwrap, char *const argv[], char *const envp[], struct child_fds *f)
 	__attribute__((noreturn));
@@ -133,6 +213,7 @@ static void child_start(const char *bwrap, char *const argv[], char *const envp[
 	sigset_t none;
 	struct sigaction dfl;
 
+	child_keep_only(f);
 	setsid();
 	pid32 = (int)getpid();
 	n = f->cg_self ? fmt_uint(num, 0) : fmt_uint(num, (unsigned long)pid32);
@@ -154,7 +235,8 @@ static void child_start(const char *bwrap, char *const argv[], char *const envp[
 	}
 	if (write(statfd, &pid32, sizeof(pid32)) != (ssize_t)sizeof(pid32))
 		_exit(127);
-	child_mounts(f);
+	child_launch_root(f);
+	child_sandbox_mounts(f);
 	if (f->uid_base)
 		child_userns(f);
 	memset(&dfl, 0, sizeof(dfl));
@@ -243,8 +325,10 @@ static int fds_open(const struct lo_launch *l, char *const bw_argv[], char *cons
 	if (f->src[FD_LOG1] < 0)
 		return sbx_err_sys(err, errno, "opening '%s'", l->log);
 	f->src[FD_NULL] = open("/dev/null", O_RDWR | O_CLOEXEC);
-	f->root = l->root;
 	f->agent = l->agent;
+	f->disk = l->mnt->disk;
+	f->rootmnt = l->mnt->root;
+	f->home_uid = l->uid_base ? l->uid_base + 1000 : 0;
 	if (f->src[FD_NULL] < 0)
 		return sbx_err_sys(err, errno, "opening what the sandbox is made of");
 	if ((f->src[FD_SECCOMP] = lo_seccomp_fd(l->bpf, l->bpf_len, err)) < 0 ||
@@ -317,7 +401,9 @@ static int follow(int statr, int *go_w, uint32_t uid_base, pid_t *bw, struct sbx
 			e = ECHILD;
 		return sbx_err_sys(err, e, "%s", tag == ST_CGROUP ? "joining the sandbox's cgroups" :
 						tag == ST_IDS ? "taking the sandbox's ids" :
-						tag == ST_MOUNT ? "preparing the mounts for bwrap" : "starting bwrap");
+						tag == ST_MOUNT ? "preparing the mounts for bwrap" :
+						tag == ST_DISK ? "mounting the sandbox's disk" :
+						tag == ST_ROOT ? "mounting the sandbox's root" : "starting bwrap");
 	}
 }
 

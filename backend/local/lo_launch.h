@@ -10,8 +10,9 @@
  * execs bwrap as root of that namespace. The namespace is owned by a uid of
  * the sandbox's own, so per-user kernel counts (inotify instances, processes,
  * pipe buffers), charged up the chain of owners, are the sandbox's alone.
- * bwrap reaches the sandbox's root and the agent binary through descriptors
- * (--bind-fd): the state directory is not searchable by those ids.
+ * The sandbox's mounts (its disk, the overlay root) are clones of detached
+ * mounts (lo_mnt.h) in the launch namespace: the host's mount table names no
+ * sandbox.
  */
 #ifndef SBX_LO_LAUNCH_H
 #define SBX_LO_LAUNCH_H
@@ -21,6 +22,7 @@
 
 #include "../backend.h"
 #include "lo_cgroup.h"
+#include "lo_mnt.h"
 
 #define LO_AGENT_IN "/run/sbxfs-agent"
 
@@ -28,7 +30,7 @@ struct lo_launch {
 	const char *bwrap;        /* the bwrap binary */
 	const char *agent;        /* sbxfs-agent on the host */
 	const char *hostname;     /* the sandbox's name */
-	const char *root;         /* the sandbox's "/" on the host (mounted) */
+	const struct lo_mnt *mnt; /* the sandbox's disk and root (detached mounts) */
 	const char *sock;         /* where the agent listens */
 	const char *log;          /* what bwrap and the agent print */
 	const struct lo_cg *cg;
@@ -37,7 +39,11 @@ struct lo_launch {
 	uint32_t uid_base;        /* host id of root inside; 0 = no user namespace (older sandboxes) */
 };
 
-/* Starts bwrap and the agent; returns bwrap's host pid once exec'd (the agent may not answer yet). */
+/*
+ * Starts bwrap and the agent, the sandbox's disk and root cloned into the
+ * launch namespace (/disk, /root); returns bwrap's host pid once exec'd (the
+ * agent may not answer yet).
+ */
 int lo_launch(const struct lo_launch *l, pid_t *bwrap_pid, struct sbx_err *err);
 
 #endif

@@ -33,6 +33,7 @@
 #include "lo_disk.h"
 #include "lo_files.h"
 #include "lo_launch.h"
+#include "lo_mnt.h"
 #include "lo_seccomp.h"
 #include "lo_template.h"
 #include "lo_uid.h"
@@ -73,6 +74,8 @@ struct sbx_instance {
 	 */
 	pthread_mutex_t start_lock;
 	bool gone;                       /* destroyed: nothing may start it again (start_lock) */
+	bool launch_ns;                  /* its mounts are in bwrap's launch namespace (lock) */
+	struct lo_mnt mnt;               /* its disk and root, detached (lo_mnt.h); set under start_lock + lock */
 	pthread_mutex_t lock;            /* a leaf: pids, refs, metrics readings */
 	unsigned refs;                   /* the control plane's handle + one per live process */
 	pid_t bwrap_pid, agent_pid;
@@ -89,6 +92,13 @@ struct sbx_proc {
 };
 
 /* --- small helpers --- */
+
+/* Reports an error that does not fail the operation: one line, the sandbox, what, the errno in words. */
+static void lo_warn(const struct sbx_instance *in, const char *what, const struct sbx_err *e)
+{
+	fprintf(stderr, "sbxfs: warning: sandbox '%s': %s: %s (%s)\n", in->name, what, e->msg[0] ? e->msg : "failed",
+		sbx_errstr(e->code));
+}
 
 /* A process's start time, 0 when it is gone or a zombie (0 never matches a live one). */
 static unsigned long long proc_starttime(pid_t pid)
@@ -129,6 +139,7 @@ static int write_state(struct sbx_instance *in, int flags, struct sbx_err *err)
 	json_object_object_add(o, "agent_start", json_object_new_int64((int64_t)in->agent_start));
 	json_object_object_add(o, "cgroup", json_object_new_string(in->cg.v2 ? "v2" : "v1"));
 	json_object_object_add(o, "uid_base", json_object_new_int64(in->uid_base));
+	json_object_object_add(o, "mounts", json_object_new_string(in->launch_ns ? "launch" : "host"));
 	pthread_mutex_unlock(&in->lock);
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	snprintf(path, sizeof(path), "%s/local.json", in->state_dir);
@@ -163,6 +174,8 @@ static void read_state(struct sbx_instance *in)
 		in->agent_start = (unsigned long long)json_object_get_int64(v);
 	if (json_object_object_get_ex(o, "uid_base", &v))
 		in->uid_base = (uint32_t)json_object_get_int64(v);
+	if (json_object_object_get_ex(o, "mounts", &v))
+		in->launch_ns = !strcmp(json_object_get_string(v), "launch");
 	json_object_put(o);
 }
 
@@ -193,24 +206,32 @@ static void agent_log_tail(struct sbx_instance *in, char *out, size_t size)
 }
 
 /*
- * The sandbox user's home comes from the template, owned by 1000 there: the
- * sandbox's own user (base + 1000 on the host) gets it (copied up, once).
+ * The sandbox's disk and root as detached mounts, made once: a restart clones
+ * the same ones again (lo_mnt.h), so the image is never mounted twice.
  */
-static int own_home(struct sbx_instance *in, struct sbx_err *err)
+static int ensure_mounts(struct sbx_instance *in, struct sbx_err *err)
 {
-	char home[PATH_MAX + 32];
-	uid_t uid;
-	gid_t gid;
-	struct stat st;
+	struct sbx_backend *be = in->be;
+	char lower[PATH_MAX];
+	struct lo_mnt m = LO_MNT_NONE;
+	int r, loopfd;
 
-	if (!in->uid_base)
+	if (in->mnt.root >= 0)
 		return 0;
-	lo_inst_user_ids(in, &uid, &gid);
-	snprintf(home, sizeof(home), "%s/root/home/user", in->state_dir);
-	if (lstat(home, &st) < 0 || !S_ISDIR(st.st_mode) || (st.st_uid == uid && st.st_gid == gid))
-		return 0;
-	if (lchown(home, uid, gid) < 0)
-		return sbx_err_sys(err, errno, "giving '%s' to the sandbox user", home);
+	/* What a sandbox made before the launch namespace left mounted on the host goes first. */
+	if ((r = lo_unmount_all(in->state_dir, err)) < 0 ||
+	    (r = lo_template_ensure(&be->tmpl_lock, be->state_root, "default", lower, sizeof(lower), err)) < 0)
+		return r;
+	loopfd = lo_disk_attach(in->state_dir, in->loopdev, sizeof(in->loopdev), err);
+	if (loopfd < 0)
+		return loopfd;
+	r = lo_mnt_make(in->loopdev, lower, &m, err);
+	close(loopfd); /* the disk's mount holds the device now; autoclear frees it with the mount */
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&in->lock);
+	in->mnt = m;
+	pthread_mutex_unlock(&in->lock);
 	return 0;
 }
 
@@ -218,18 +239,22 @@ static int own_home(struct sbx_instance *in, struct sbx_err *err)
 static int lo_start(struct sbx_instance *in, struct sbx_err *err)
 {
 	struct sbx_backend *be = in->be;
-	char root[PATH_MAX + 16], logp[PATH_MAX + 16];
+	char logp[PATH_MAX + 16];
 	struct lo_launch l = {
-		.bwrap = be->bwrap, .agent = be->agent, .hostname = in->name, .root = root, .sock = in->sock,
+		.bwrap = be->bwrap, .agent = be->agent, .hostname = in->name, .mnt = &in->mnt, .sock = in->sock,
 		.log = logp, .cg = &in->cg, .bpf = be->bpf, .bpf_len = be->bpf_len, .uid_base = in->uid_base,
 	};
 	pid_t bw = 0, agent = 0;
 	int r;
 
-	snprintf(root, sizeof(root), "%s/root", in->state_dir);
 	snprintf(logp, sizeof(logp), "%s/agent.log", in->state_dir);
-	if ((r = own_home(in, err)) < 0 || (r = lo_launch(&l, &bw, err)) < 0)
+	if ((r = ensure_mounts(in, err)) < 0 || (r = lo_launch(&l, &bw, err)) < 0)
 		return r;
+	pthread_mutex_lock(&in->lock);
+	in->launch_ns = true;
+	in->bwrap_pid = bw;
+	in->bwrap_start = proc_starttime(bw);
+	pthread_mutex_unlock(&in->lock);
 	r = sbx_agent_hello(in->sock, LO_HELLO_MS, &agent, err);
 	if (r < 0) {
 		char tail[256];
@@ -240,12 +265,75 @@ static int lo_start(struct sbx_instance *in, struct sbx_err *err)
 		return sbx_err_wrap(err, "starting the sandbox's processes");
 	}
 	pthread_mutex_lock(&in->lock);
-	in->bwrap_pid = bw;
-	in->bwrap_start = proc_starttime(bw);
 	in->agent_pid = agent;
 	in->agent_start = proc_starttime(agent);
 	in->have_reading = false;
 	pthread_mutex_unlock(&in->lock);
+	return 0;
+}
+
+/*
+ * Where the host reaches the sandbox's mounts: through bwrap's launch
+ * namespace (/proc/PID/root/REL) while it runs, or, for a sandbox made before
+ * it, under the state directory. ENOENT when the sandbox is not running.
+ */
+static int inst_path(struct sbx_instance *in, const char *rel, char *out, size_t size, struct sbx_err *err)
+{
+	unsigned long long start;
+	bool ns;
+	pid_t bw;
+
+	pthread_mutex_lock(&in->lock);
+	bw = in->bwrap_pid;
+	start = in->bwrap_start;
+	ns = in->launch_ns;
+	pthread_mutex_unlock(&in->lock);
+	if (!ns) {
+		snprintf(out, size, "%s/%s", in->state_dir, rel);
+		return 0;
+	}
+	if (bw <= 0 || !start || proc_starttime(bw) != start)
+		return sbx_err_set(err, ENOENT, "sandbox '%s' is not running (its files are mounted while it runs)",
+				   in->name);
+	snprintf(out, size, "/proc/%d/root/%s", (int)bw, rel);
+	return 0;
+}
+
+/*
+ * Opens a directory of the sandbox's mounts: below its detached root or disk
+ * (rel "root..." or "disk..."), else by inst_path (a sandbox made before, or
+ * adopted without its mounts), checking that bwrap did not change meanwhile.
+ */
+static int inst_open(struct sbx_instance *in, const char *rel, int flags, int *fd_out, struct sbx_err *err)
+{
+	bool disk = !strncmp(rel, "disk", 4);
+	const char *below = rel + 4 + (rel[4] == '/');
+	char path[PATH_MAX + 64];
+	int fd, base, r;
+
+	pthread_mutex_lock(&in->lock);
+	base = disk ? in->mnt.disk : in->mnt.root;
+	fd = base >= 0 ? openat(base, *below ? below : ".", flags | O_DIRECTORY | O_CLOEXEC) : -1;
+	r = base >= 0 && fd < 0 ? -errno : 0;
+	pthread_mutex_unlock(&in->lock);
+	if (base >= 0) {
+		if (r < 0)
+			return sbx_err_sys(err, -r, "opening '%s' of sandbox '%s'", rel, in->name);
+		*fd_out = fd;
+		return 0;
+	}
+	r = inst_path(in, rel, path, sizeof(path), err);
+	if (r < 0)
+		return r;
+	fd = open(path, flags | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return sbx_err_sys(err, errno, "opening '%s' of sandbox '%s'", rel, in->name);
+	r = inst_path(in, rel, path, sizeof(path), err);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	*fd_out = fd;
 	return 0;
 }
 
@@ -298,13 +386,17 @@ static int lo_init(const struct sbx_backend_opts *opts, struct sbx_backend **out
 		r = sbx_err_sys(err, errno, "local backend: creating '%s'", be->state_root);
 		goto fail;
 	}
-	/* Sandbox mounts must not propagate to (and stay pinned in) other namespaces. */
-	if ((r = lo_make_private(be->state_root, err)) < 0 || (r = lo_pool_start(be->state_root, &be->pool, err)) < 0) {
+	/*
+	 * Sandboxes mount nothing in the host's mount table (lo_launch.h), so
+	 * the state directory is left as it is: nothing to undo at unmount.
+	 */
+	if ((r = lo_pool_start(be->state_root, &be->pool, err)) < 0) {
 		sbx_err_wrap(err, "local backend");
 		goto fail;
 	}
 	/* Build the template now so the first create is as fast as the others; create retries on failure. */
-	lo_template_ensure(&be->tmpl_lock, be->state_root, "default", rootfs, sizeof(rootfs), &tmp);
+	if (lo_template_ensure(&be->tmpl_lock, be->state_root, "default", rootfs, sizeof(rootfs), &tmp) < 0)
+		fprintf(stderr, "sbxfs: warning: local backend: %s (%s)\n", tmp.msg, sbx_errstr(tmp.code));
 	be->tinfo.name = "default";
 	be->tinfo.description =
 		"Debian userland of the host: Python 3, Node.js and Bash (the host's /usr, read-only)\n"
@@ -352,6 +444,7 @@ static struct sbx_instance *inst_new(struct sbx_backend *be, const struct sbx_sp
 	snprintf(in->sock, sizeof(in->sock), "%s/agent.sock", spec->state_dir);
 	in->limits = spec->limits;
 	in->refs = 1;
+	in->mnt.disk = in->mnt.root = -1;
 	pthread_mutex_init(&in->lock, NULL);
 	pthread_mutex_init(&in->start_lock, NULL);
 	return in;
@@ -374,6 +467,7 @@ static void inst_free(struct sbx_instance *in)
 	pthread_mutex_unlock(&in->lock);
 	if (left)
 		return;
+	lo_mnt_close(&in->mnt);
 	pthread_mutex_destroy(&in->lock);
 	pthread_mutex_destroy(&in->start_lock);
 	free(in);
@@ -382,21 +476,29 @@ static void inst_free(struct sbx_instance *in)
 /* Undoes everything of a sandbox, whatever state it is in. */
 static int lo_teardown(struct sbx_instance *in, struct sbx_err *err)
 {
-	struct sbx_err tmp;
+	struct sbx_err tmp = { 0 };
 	int r = 0, r2;
 
-	/* Nothing must hold the mounts: processes go first. */
+	/* Processes go first: with them go the mounts of their launch namespace. */
 	if (in->cg.ndistinct)
 		r = lo_cg_kill_all(&in->cg, err);
+	/* A sandbox made before the launch namespace has its mounts on the host. */
 	r2 = lo_unmount_all(in->state_dir, r < 0 ? &tmp : err);
+	if (r2 < 0 && r < 0)
+		lo_warn(in, "unmounting", &tmp);
 	if (r == 0)
 		r = r2;
 	if (in->cg.ndistinct) {
 		r2 = lo_cg_remove(&in->cg, r < 0 ? &tmp : err);
+		if (r2 < 0 && r < 0)
+			lo_warn(in, "removing its cgroups", &tmp);
 		if (r == 0)
 			r = r2;
 	}
-	unlink(in->sock);
+	if (unlink(in->sock) < 0 && errno != ENOENT) {
+		sbx_err_sys(&tmp, errno, "removing '%s'", in->sock);
+		lo_warn(in, "cleaning up", &tmp);
+	}
 	return r;
 }
 
@@ -416,13 +518,12 @@ static int lo_create(struct sbx_backend *be, const struct sbx_spec *spec, struct
 	if ((r = lo_template_ensure(&be->tmpl_lock, be->state_root, spec->template_name ? spec->template_name : "default",
 				    rootfs, sizeof(rootfs), err)) < 0)
 		goto fail_free;
+	(void)rootfs;
 	if ((r = lo_uid_claim(in->state_dir, &in->uid_base, err)) < 0)
 		goto fail_free;
 	if ((r = lo_cg_open(&be->cgroot, in->id, true, &in->cg, err)) < 0 ||
 	    (r = lo_cg_set_limits(&in->cg, &in->limits, err)) < 0 ||
-	    (r = lo_pool_take(be->pool, in->limits.disk_bytes, img, err)) < 0 ||
-	    (r = lo_mount_all(in->state_dir, rootfs, in->loopdev, sizeof(in->loopdev), err)) < 0 ||
-	    (r = lo_start(in, err)) < 0 || (r = write_state(in, SBX_WRITE_SYNC, err)) < 0)
+	    (r = lo_pool_take(be->pool, in->limits.disk_bytes, img, err)) < 0 || (r = lo_start(in, err)) < 0 || (r = write_state(in, SBX_WRITE_SYNC, err)) < 0)
 		goto fail;
 	*out = in;
 	return 0;
@@ -440,8 +541,7 @@ static int lo_attach(struct sbx_backend *be, const struct sbx_spec *spec, struct
 		     struct sbx_err *err)
 {
 	struct sbx_instance *in;
-	char rootfs[PATH_MAX];
-	struct sbx_err tmp;
+	struct sbx_err tmp = { 0 };
 	int r;
 
 	*out = NULL;
@@ -451,28 +551,28 @@ static int lo_attach(struct sbx_backend *be, const struct sbx_spec *spec, struct
 	read_state(in);
 	/* Its id block stays recorded as its own (the record may be gone with a reinstalled host). */
 	if (in->uid_base && lo_uid_claim(in->state_dir, &in->uid_base, &tmp) < 0)
-		fprintf(stderr, "sbxfs: warning: sandbox '%s': %s (%s)\n", in->name, tmp.msg, sbx_errstr(tmp.code));
-	/* After a host reboot the cgroups and mounts are gone: make them again. */
+		lo_warn(in, "keeping its uid range", &tmp);
+	/* After a host reboot the cgroups are gone: make them again. */
 	if ((r = lo_cg_open(&be->cgroot, in->id, true, &in->cg, err)) < 0) {
 		sbx_err_wrap(err, "cannot attach sandbox '%s'", spec->name);
 		inst_free(in);
 		return r;
 	}
-	lo_cg_set_limits(&in->cg, &in->limits, &tmp);
-	if (lo_template_ensure(&be->tmpl_lock, be->state_root, spec->template_name ? spec->template_name : "default",
-			       rootfs, sizeof(rootfs), &tmp) < 0 ||
-	    lo_mount_all(in->state_dir, rootfs, in->loopdev, sizeof(in->loopdev), &tmp) < 0) {
-		*out = in; /* STOPPED: its state is still there to look at or destroy */
-		return 0;
-	}
+	if (lo_cg_set_limits(&in->cg, &in->limits, &tmp) < 0)
+		lo_warn(in, "setting its limits again", &tmp);
+	/* Running: take its mounts back from its launch namespace, so a restart reuses them. */
+	if (inst_agent_alive(in) && in->launch_ns && lo_mnt_adopt(in->bwrap_pid, &in->mnt, &tmp) < 0)
+		lo_warn(in, "taking over its mounts", &tmp);
 	if (!inst_agent_alive(in)) {
-		lo_cg_kill_all(&in->cg, &tmp);
+		if (lo_cg_kill_all(&in->cg, &tmp) < 0)
+			lo_warn(in, "ending what was left of its processes", &tmp);
 		pthread_mutex_lock(&in->lock);
 		in->agent_pid = 0;
 		in->agent_start = 0;
 		pthread_mutex_unlock(&in->lock);
-		if (lo_start(in, &tmp) == 0)
-			write_state(in, 0, &tmp);
+		/* If it does not start it is STOPPED: its state stays there to look at, restart or destroy. */
+		if (lo_start(in, &tmp) < 0 || write_state(in, 0, &tmp) < 0)
+			lo_warn(in, "starting it again", &tmp);
 	}
 	*out = in;
 	return 0;
@@ -490,6 +590,10 @@ static int lo_destroy(struct sbx_instance *in, struct sbx_err *err)
 	if (!in->cg.ndistinct)
 		lo_cg_open(&in->be->cgroot, in->id, false, &in->cg, err);
 	r = lo_teardown(in, err);
+	/* Its processes are gone: the last mounts of its disk and root are ours. */
+	pthread_mutex_lock(&in->lock);
+	lo_mnt_close(&in->mnt);
+	pthread_mutex_unlock(&in->lock);
 	pthread_mutex_unlock(&in->start_lock);
 	if (r == 0) {
 		snprintf(img, sizeof(img), "%s/disk.img", in->state_dir);
@@ -547,15 +651,11 @@ static int lo_resume(struct sbx_instance *in, struct sbx_err *err)
 /* Kills every process of the sandbox and starts it again; start_lock held. */
 static int restart_locked(struct sbx_instance *in, struct sbx_err *err)
 {
-	char rootfs[PATH_MAX];
 	int r;
 
 	if (in->gone)
 		return sbx_err_set(err, ENOENT, "the sandbox is being destroyed");
-	if ((r = lo_cg_kill_all(&in->cg, err)) < 0 ||
-	    (r = lo_template_ensure(&in->be->tmpl_lock, in->be->state_root, "default", rootfs, sizeof(rootfs), err)) < 0 ||
-	    (r = lo_mount_all(in->state_dir, rootfs, in->loopdev, sizeof(in->loopdev), err)) < 0 ||
-	    (r = lo_start(in, err)) < 0 || (r = write_state(in, 0, err)) < 0)
+	if ((r = lo_cg_kill_all(&in->cg, err)) < 0 || (r = lo_start(in, err)) < 0 || (r = write_state(in, 0, err)) < 0)
 		return r;
 	return 0;
 }
@@ -610,7 +710,8 @@ static void net_bytes(pid_t pid, uint64_t *rx, uint64_t *tx)
 
 static int lo_metrics(struct sbx_instance *in, struct sbx_metrics *m, struct sbx_err *err)
 {
-	char disk[PATH_MAX + 16];
+	struct sbx_err none;
+	int dfd;
 	struct statfs sf;
 	struct timespec now;
 	pid_t agent;
@@ -618,9 +719,12 @@ static int lo_metrics(struct sbx_instance *in, struct sbx_metrics *m, struct sbx
 	(void)err;
 	memset(m, 0, sizeof(*m));
 	lo_cg_stats(&in->cg, m);
-	snprintf(disk, sizeof(disk), "%s/disk", in->state_dir);
-	if (statfs(disk, &sf) == 0 && sf.f_type == 0xEF53)
-		m->disk_used_bytes = (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_frsize;
+	/* Not running: no disk figures (ENOENT from inst_open is the answer, not an error). */
+	if (inst_open(in, "disk", O_PATH, &dfd, &none) == 0) {
+		if (fstatfs(dfd, &sf) == 0 && sf.f_type == 0xEF53)
+			m->disk_used_bytes = (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_frsize;
+		close(dfd);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&in->lock);
 	agent = in->agent_pid;
@@ -737,28 +841,12 @@ static int lo_kill_proc(struct sbx_proc *p, int sig)
 
 static int lo_root_fd(struct sbx_instance *in, int *fd_out, struct sbx_err *err)
 {
-	char root[PATH_MAX + 16];
-	int fd;
-
-	snprintf(root, sizeof(root), "%s/root", in->state_dir);
-	fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return sbx_err_sys(err, errno, "opening the root of sandbox '%s'", in->name);
-	*fd_out = fd;
-	return 0;
+	return inst_open(in, "root", O_PATH, fd_out, err);
 }
 
 int lo_upper_fd(struct sbx_instance *in, int *fd_out, struct sbx_err *err)
 {
-	char upper[PATH_MAX + 16];
-	int fd;
-
-	snprintf(upper, sizeof(upper), "%s/disk/upper", in->state_dir);
-	fd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return sbx_err_sys(err, errno, "opening the writable layer of sandbox '%s'", in->name);
-	*fd_out = fd;
-	return 0;
+	return inst_open(in, "disk/upper", O_RDONLY | O_NOFOLLOW, fd_out, err);
 }
 
 const struct sbx_backend_ops sbx_local_backend = {

@@ -189,3 +189,43 @@ def test_code_cannot_reach_the_agent(sb):
         assert v in (errno.EPERM, errno.EACCES), (k, v)
     r = sb.run("sh", "echo alive\n")
     assert r.exit == 0 and r.stdout == "alive\n", r
+
+
+# ---- mounts out of sight (issue 10 item 5, issue 11 item 7) ----
+
+def host_mount_lines():
+    with open("/proc/self/mountinfo") as f:
+        return f.read().splitlines()
+
+
+@pytest.mark.backend_gap("docker", "the engine's overlay mounts are in the host's mount table")
+def test_host_mount_table_names_no_sandbox_and_inside_names_no_host_path(mount, box):
+    b = box()
+    name, sid = b.name, b.info()["id"]
+    state = str(mount.state)
+    for line in host_mount_lines():
+        assert name not in line and sid not in line, line
+    r = b.run("sh", "cat /proc/self/mountinfo /proc/mounts\n")
+    assert r.exit == 0 and " / / " in r.stdout, r
+    for needle in (state, mount.mnt, name + "/", sid, "/sandboxes/", "/templates/"):
+        assert needle not in r.stdout, (needle, r.stdout)
+    # files/ still reaches the sandbox's root from the host, both ways
+    with open(b.files("home/user/from-host"), "w") as f:
+        f.write("hi")
+    assert b.run("sh", "cat /home/user/from-host\n").stdout == "hi"
+
+
+def test_clean_unmount_leaves_nothing_mounted(mount_factory):
+    """After fusermount3 -u, nothing the daemon mounted stays, other than what its
+    sandboxes own (nothing at all in the host's table on the local backend)."""
+    before = set(host_mount_lines())
+    m = mount_factory()
+    b = m.new()
+    assert b.run("sh", "echo ok\n").stdout == "ok\n"
+    state = str(m.state)
+    assert m.stop() is None
+    after = [l for l in host_mount_lines() if l not in before]
+    assert not [l for l in after if state in l or m.mnt in l], after
+    # the sandbox is still there and runs
+    m = sbxtest.Mount(m.workdir, m.backend, m.opts, m.registry, m.state, m.mnt).start()
+    assert m.sandbox(b.name).run("sh", "echo again\n").stdout == "again\n"

@@ -81,7 +81,7 @@ static bool child_bind(const char *src, const char *dst, unsigned long flags)
 /* Puts a clone of the detached mount mfd on dst (same filesystem, a mount of this namespace). */
 static bool child_attach(int mfd, const char *dst)
 {
-	int c = open_tree(mfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+	int c = open_tree(mfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
 
 	if (c < 0)
 		return false;
@@ -133,18 +133,14 @@ static void child_launch_root(const struct child_fds *f)
 }
 
 /*
- * Grandchild, in the launch namespace: the host's /usr read-only on the
- * sandbox's root, and the user's home (from the template, owned by 1000
- * there) given to the sandbox's user.
+ * Grandchild, in the launch namespace: the user's home (from the template,
+ * owned by 1000 there) is given to the sandbox's user.
  */
 static void child_sandbox_mounts(const struct child_fds *f)
 {
 	int statfd = f->src[FD_STATUS];
 	struct stat st;
 
-	if (!child_bind("/usr", "/root/usr", MS_REC) ||
-	    mount(NULL, "/root/usr", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
-		child_report(statfd, ST_ROOT, errno);
 	if (f->home_uid && lstat("/root/home/user", &st) == 0 && S_ISDIR(st.st_mode) &&
 	    (st.st_uid != f->home_uid || st.st_gid != f->home_uid) &&
 	    lchown("/root/home/user", f->home_uid, f->home_uid) < 0)

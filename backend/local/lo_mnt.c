@@ -9,6 +9,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +34,21 @@ static int fs_mount(const char *type, const char *const *kv, unsigned attrs)
 	}
 	close(fs);
 	return e ? e : mnt;
+}
+
+/* The host's /usr, read-only, nosuid, nodev, on the detached root's usr (a clone of its mounts). */
+static int attach_usr(int root, struct sbx_err *err)
+{
+	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+	int usr = open_tree(AT_FDCWD, "/usr", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE), r = 0;
+
+	if (usr < 0)
+		return sbx_err_sys(err, errno, "cloning the host's /usr");
+	if (syscall(SYS_mount_setattr, usr, "", AT_EMPTY_PATH | AT_RECURSIVE, &ro, sizeof(ro)) < 0 ||
+	    move_mount(usr, "", root, "usr", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		r = sbx_err_sys(err, errno, "putting the host's /usr on the sandbox's root");
+	close(usr);
+	return r;
 }
 
 int lo_mnt_make(const char *loopdev, const char *lower, struct lo_mnt *m, struct sbx_err *err)
@@ -70,6 +86,8 @@ int lo_mnt_make(const char *loopdev, const char *lower, struct lo_mnt *m, struct
 		goto fail;
 	}
 	m->root = r;
+	if ((r = attach_usr(m->root, err)) < 0)
+		goto fail;
 	return 0;
 fail:
 	lo_mnt_close(m);
@@ -92,7 +110,7 @@ static void adopt_child(pid_t bw, int sock)
 	if (ns < 0 || setns(ns, CLONE_NEWNS) < 0)
 		_exit(1);
 	fds[0] = open_tree(AT_FDCWD, "/disk", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-	fds[1] = open_tree(AT_FDCWD, "/root", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	fds[1] = open_tree(AT_FDCWD, "/root", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 	if (fds[0] < 0 || fds[1] < 0)
 		_exit(2);
 	memset(cbuf, 0, sizeof(cbuf));

@@ -626,8 +626,8 @@ def leftovers(soak, listed, owned_ids):
         if back.startswith(sbdir) and back[len(sbdir):].split("/")[0] not in listed:
             left.append("loop device %s on %s" % (lb.parts[3], back))
     if os.path.isdir(sbdir):
-        for d in os.listdir(sbdir):
-            if d not in listed and not d.startswith("."):
+        for d in os.listdir(sbdir):  # .gone-ID included: a start removes what a kill left
+            if d not in listed and os.path.isdir(sbdir + d):
                 left.append("state of a sandbox that is not listed: %s%s" % (sbdir, d))
     if soak.mount.backend == "docker":
         eng = sbxtest.Engine.of(soak.mount)

@@ -232,6 +232,11 @@ def _deadline(request):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        # a daemon stuck in the kernel survives SIGKILL and holds its mount: abort the
+        # connections too, or the hung call (and the whole run) never returns
+        for pid in list(sbxtest.LIVE_DAEMONS):
+            if pid in sbxtest.CONN_OF:
+                sbxtest.abort_connection(sbxtest.CONN_OF[pid])
 
     t = threading.Timer(seconds, fire)
     t.daemon = True

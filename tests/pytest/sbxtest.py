@@ -33,6 +33,8 @@ FAULT_RE = re.compile(
 
 # Every daemon and mount point this process started, for the session safety net.
 LIVE_DAEMONS = {}      # pid -> Popen
+CONN_OF = {}           # pid -> FUSE connection number of its mount
+FUSECTL = "/sys/fs/fuse/connections"
 ALL_MOUNTPOINTS = set()
 watchdog_note = None   # set when a test's deadline passed
 _counter = [0]
@@ -102,6 +104,20 @@ def unmount(path):
         subprocess.run(["fusermount3", "-u", "-z", str(path)], capture_output=True, timeout=30)
     if is_mounted(path):
         subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+
+
+def abort_connection(conn):
+    """Aborts a FUSE connection, so every call waiting on it returns ENOTCONN: what an operator
+    does when a dead daemon's mount hangs (a daemon thread stuck in the kernel, or a fork of the
+    daemon, can keep /dev/fuse open after SIGKILL). Mounts fusectl when it is not."""
+    d = os.path.join(FUSECTL, str(conn))
+    if not os.path.exists(d):
+        subprocess.run(["mount", "-t", "fusectl", "fusectl", FUSECTL], capture_output=True, timeout=10)
+    try:
+        with open(os.path.join(d, "abort"), "w") as f:
+            f.write("1")
+    except OSError:
+        pass
 
 
 class Reply:
@@ -257,6 +273,7 @@ class Mount:
         self.registry = registry if registry is not None else []
         self.secret = "sbxfs-host-secret-" + uuid.uuid4().hex
         self.proc = None
+        self.conn = None          # the FUSE connection number once mounted
         self.mounted = False      # ctl appeared once
         self.checked = 0          # log bytes already scanned by a test
         self.log_path = None
@@ -295,6 +312,8 @@ class Mount:
                                      self.proc.returncode, self.mnt, " ".join(argv), self.log()))
             if os.path.exists(os.path.join(self.mnt, "ctl")):
                 self.mounted = True
+                self.conn = os.minor(os.stat(self.mnt).st_dev)
+                CONN_OF[self.proc.pid] = self.conn
                 return self
             time.sleep(0.05)
         self.kill_daemon()
@@ -328,7 +347,14 @@ class Mount:
         try:
             self.proc.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            pass
+            # not dead: a thread stuck in the kernel keeps the connection, and every call on
+            # the mount (this process's too) would hang for good
+            if self.conn is not None:
+                abort_connection(self.conn)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
         LIVE_DAEMONS.pop(self.proc.pid, None)
 
     def stop(self):

@@ -310,7 +310,6 @@ class Soak:
         self.resume = threading.Event()
         self.writers = [Writer(self, i) for i in range(WRITERS)]
         self.state = Path(mount.state)
-        self.conn = fuse_connection(mount.mnt)
 
     def park_writers(self, timeout=60):
         self.resume.clear()
@@ -336,7 +335,6 @@ class Soak:
         self.park_writers()
         self.ids_from_state()
         self.mount = self.mount.remount(crash=True)
-        self.conn = fuse_connection(self.mount.mnt)
 
     def ids_from_state(self):
         """Every id recorded under the state while the daemon is dead: what may own resources."""
@@ -349,26 +347,6 @@ class Soak:
 
 
 # -- SIGKILL, and what to do when the daemon does not die of it ----------------------------------
-
-FUSECTL = "/sys/fs/fuse/connections"
-
-
-def fuse_connection(mnt):
-    """The FUSE connection number of a live mount (its directory under FUSECTL)."""
-    return os.minor(os.stat(mnt).st_dev)
-
-
-def abort_connection(conn):
-    """What an operator does with a FUSE mount whose daemon is gone but whose connection is
-    held open: abort it, so every call waiting on it returns ENOTCONN."""
-    if not os.path.exists(os.path.join(FUSECTL, str(conn))):
-        sbxtest.subprocess.run(["mount", "-t", "fusectl", "fusectl", FUSECTL], capture_output=True)
-    try:
-        with open(os.path.join(FUSECTL, str(conn), "abort"), "w") as f:
-            f.write("1")
-    except OSError:
-        pass
-
 
 def sigkill(soak):
     """SIGKILL the daemon. A daemon that does not exit within 5 s (a thread of it stuck in an
@@ -392,7 +370,7 @@ def sigkill(soak):
         soak.model.violation(soak.crash_no, "the SIGKILLed daemon did not exit within 5 s and "
                              "holds its mount's connection (every call on the mount hangs): %s"
                              % "; ".join(stuck))
-        abort_connection(soak.conn)
+        sbxtest.abort_connection(soak.mount.conn)
     soak.mount.kill_daemon()
     if not connection_ends(soak.mount.mnt):
         holders = forks_of(proc)
@@ -404,7 +382,7 @@ def sigkill(soak):
                 os.kill(pid, sbxtest.signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        abort_connection(soak.conn)
+        sbxtest.abort_connection(soak.mount.conn)
 
 
 def connection_ends(mnt, timeout=3.0):
@@ -681,7 +659,7 @@ def rescue(soak):
     SIGKILL and would hang the whole run, so abort the mount's connection first."""
     soak.model.violation(soak.crash_no, "the soak did not finish in %d s: the mount's connection "
                          "was aborted to end it" % DEADLINE)
-    abort_connection(soak.conn)
+    sbxtest.abort_connection(soak.mount.conn)
 
 
 @pytest.mark.soak

@@ -2,6 +2,7 @@
 #include "lo_launch.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -152,12 +153,16 @@ static void child_userns(const struct child_fds *f)
 {
 	int tag = ST_USERNS, statfd = f->src[FD_STATUS];
 	gid_t g = (gid_t)f->uid_base;
+	struct pollfd pf = { .fd = f->go, .events = POLLIN };
 	char go;
 
 	if (setgroups(0, NULL) < 0 || setresgid(g, g, g) < 0 || setresuid(f->uid_base, f->uid_base, f->uid_base) < 0 ||
 	    unshare(CLONE_NEWUSER) < 0)
 		child_report(statfd, ST_IDS, errno);
-	if (write(statfd, &tag, sizeof(tag)) != (ssize_t)sizeof(tag) || read(f->go, &go, 1) != 1)
+	/* Bounded: a launch forked at the same moment by another thread may hold this pipe's
+	 * write end too, and would keep a dead daemon's child waiting for ever. */
+	if (write(statfd, &tag, sizeof(tag)) != (ssize_t)sizeof(tag) || poll(&pf, 1, 60000) != 1 ||
+	    read(f->go, &go, 1) != 1)
 		_exit(127);
 }
 
@@ -449,6 +454,8 @@ int lo_launch(const struct lo_launch *l, pid_t *bwrap_pid, struct sbx_err *err)
 
 		if (b != 0)
 			_exit(b < 0 ? 1 : 0);
+		/* Only the daemon may hold the write end: if it dies, the child's read sees EOF. */
+		close(go_w);
 		child_start(l->bwrap, bw_argv, envp, &f);
 	}
 	close(f.src[FD_STATUS]);

@@ -199,6 +199,12 @@ struct sbx_backend_ops {
 
 	enum sbx_status (*status)(struct sbx_instance *inst);
 
+	/*
+	 * Optional: why status() says SBX_STATUS_ERROR, in *why (errno and words);
+	 * 0 when there is nothing wrong. NULL when the backend has no such state.
+	 */
+	int (*status_reason)(struct sbx_instance *inst, struct sbx_err *why);
+
 	int (*metrics)(struct sbx_instance *inst, struct sbx_metrics *out, struct sbx_err *err);
 
 	/*

@@ -59,10 +59,29 @@ static char *json_text(json_object *o)
 	return text;
 }
 
+/* The backend's words for an error status ("" when it has none). */
+static void sandbox_error_reason(struct sandbox *sb, struct sbx_err *why)
+{
+	struct sbx_instance *inst;
+
+	sbx_err_clear(why);
+	if (!sb->ctl->ops->status_reason)
+		return;
+	inst = inst_enter(sb, INST_SHARED, NULL);
+	if (inst) {
+		sb->ctl->ops->status_reason(inst, why);
+		inst_leave(sb, INST_SHARED);
+	}
+}
+
 char *sandbox_info_json(struct sandbox *sb)
 {
 	enum sbx_status st = sandbox_status(sb);
 	json_object *o = json_object_new_object(), *limits = json_object_new_object();
+	struct sbx_err why;
+
+	if (st == SBX_STATUS_ERROR)
+		sandbox_error_reason(sb, &why);
 
 	pthread_mutex_lock(&sb->lock);
 	json_object_object_add(o, "name", json_object_new_string(sb->name));
@@ -79,6 +98,8 @@ char *sandbox_info_json(struct sandbox *sb)
 	json_object_object_add(o, "ttl", json_object_new_int64((int64_t)sb->ttl));
 	json_object_object_add(o, "timeout", json_object_new_int64((int64_t)sb->timeout));
 	json_object_object_add(o, "status", json_object_new_string(status_words[st]));
+	if (st == SBX_STATUS_ERROR)
+		json_object_object_add(o, "error", json_object_new_string(why.code ? why.msg : "the backend says so"));
 	json_object_object_add(limits, "mem", json_object_new_int64((int64_t)sb->limits.mem_bytes));
 	json_object_object_add(limits, "cpus", json_object_new_double(sb->limits.cpu_millis / 1000.0));
 	json_object_object_add(limits, "pids", json_object_new_int64(sb->limits.pids));

@@ -279,8 +279,10 @@ void lo_pool_stop(struct lo_pool *p)
 	free(p);
 }
 
-int lo_pool_take(struct lo_pool *p, uint64_t bytes, const char *dest, struct sbx_err *err)
+/* An image of *bytes_io (raised to the minimum; the size is told back) at dest: from the pool, else made now. */
+static int pool_take_image(struct lo_pool *p, uint64_t *bytes_io, const char *dest, struct sbx_err *err)
 {
+	uint64_t bytes = *bytes_io;
 	char path[PATH_MAX + 64];
 	int idx, r;
 
@@ -288,6 +290,7 @@ int lo_pool_take(struct lo_pool *p, uint64_t bytes, const char *dest, struct sbx
 		bytes = DEFAULT_DISK;
 	if (bytes < (UINT64_C(8) << 20))
 		bytes = UINT64_C(8) << 20; /* ext4 needs room for its own metadata */
+	*bytes_io = bytes;
 	pthread_mutex_lock(&p->lock);
 	pool_want(p, bytes);
 	idx = 0;
@@ -306,6 +309,37 @@ int lo_pool_take(struct lo_pool *p, uint64_t bytes, const char *dest, struct sbx
 	r = make_image(p->mkfs, dest, bytes, err);
 	if (r < 0)
 		sbx_err_wrap(err, "making the sandbox's disk");
+	return r;
+}
+
+/*
+ * Allocates every block of the image now, so the state filesystem keeps the
+ * promise of disk= (a sparse image fails with I/O errors inside the sandbox
+ * when the state filesystem fills up). Keeps the image's content.
+ */
+static int reserve(const char *path, uint64_t bytes, struct sbx_err *err)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return sbx_err_sys(err, errno, "opening '%s'", path);
+	if (fallocate(fd, 0, 0, (off_t)bytes) < 0) {
+		if (errno == ENOSPC)
+			r = sbx_err_set(err, ENOSPC, "the state filesystem has no room for the sandbox's disk "
+					"(%" PRIu64 " MiB, reserved whole)", bytes >> 20);
+		else
+			r = sbx_err_sys(err, errno, "reserving %" PRIu64 " MiB for the sandbox's disk", bytes >> 20);
+	}
+	close(fd);
+	return r;
+}
+
+int lo_pool_take(struct lo_pool *p, uint64_t bytes, const char *dest, struct sbx_err *err)
+{
+	int r = pool_take_image(p, &bytes, dest, err);
+
+	if (r == 0 && (r = reserve(dest, bytes, err)) < 0)
+		unlink(dest);
 	return r;
 }
 

@@ -19,7 +19,11 @@ struct lo_pool;
 
 int lo_pool_start(const char *state_root, struct lo_pool **out, struct sbx_err *err);
 void lo_pool_stop(struct lo_pool *p);
-/* Puts a formatted image of `bytes` at dest (from the pool, else formats one now). */
+/*
+ * Puts a formatted image of `bytes` at dest (from the pool, else formats one
+ * now), every block of it allocated: ENOSPC, in words, when the state
+ * filesystem cannot hold it.
+ */
 int lo_pool_take(struct lo_pool *p, uint64_t bytes, const char *dest, struct sbx_err *err);
 
 /*

@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -616,10 +617,31 @@ static void lo_release(struct sbx_instance *in)
 	inst_free(in);
 }
 
+/* Why the sandbox is in error: its disk went read-only (the kernel does that on an I/O error). */
+static int lo_status_reason(struct sbx_instance *in, struct sbx_err *why)
+{
+	struct sbx_err none;
+	struct statvfs sv;
+	int fd, r = 0;
+
+	sbx_err_clear(why);
+	if (inst_open(in, "disk", O_PATH, &fd, &none) < 0)
+		return 0;
+	if (fstatvfs(fd, &sv) == 0 && (sv.f_flag & ST_RDONLY))
+		r = sbx_err_set(why, EROFS, "the sandbox's disk went read-only (an I/O error: see the kernel log); "
+				"its files can still be read (files/), nothing more is written until it is made anew");
+	close(fd);
+	return r;
+}
+
 static enum sbx_status lo_status(struct sbx_instance *in)
 {
+	struct sbx_err why;
+
 	if (!inst_agent_alive(in))
 		return SBX_STATUS_STOPPED;
+	if (lo_status_reason(in, &why) < 0)
+		return SBX_STATUS_ERROR;
 	return lo_cg_is_frozen(&in->cg) == 1 ? SBX_STATUS_PAUSED : SBX_STATUS_RUNNING;
 }
 
@@ -863,6 +885,7 @@ const struct sbx_backend_ops sbx_local_backend = {
 	.restart = lo_restart,
 	.set_limits = lo_set_limits,
 	.status = lo_status,
+	.status_reason = lo_status_reason,
 	.metrics = lo_metrics,
 	.spawn = lo_spawn,
 	.wait_proc = lo_wait_proc,

@@ -2,6 +2,7 @@
 runs that try never to end, and the host side that ends them anyway."""
 
 import errno
+import os
 import grp
 import json
 import pwd
@@ -229,3 +230,28 @@ def test_clean_unmount_leaves_nothing_mounted(mount_factory):
     # the sandbox is still there and runs
     m = sbxtest.Mount(m.workdir, m.backend, m.opts, m.registry, m.state, m.mnt).start()
     assert m.sandbox(b.name).run("sh", "echo again\n").stdout == "again\n"
+
+
+# ---- a disk that went read-only (issue 11 item 4) ----
+
+def launch_pid(sid):
+    """bwrap's outer process of a local sandbox: the one whose root holds the sandbox's disk."""
+    for pid in sbxtest.pids_in_cgroup_of(sid):
+        if os.path.isdir("/proc/%d/root/disk/upper" % pid):
+            return pid
+    return None
+
+
+@pytest.mark.backend_gap("docker", "no disk of its own to go read-only")
+def test_read_only_disk_says_error_with_the_reason(box):
+    b = box()
+    pid = launch_pid(b.info()["id"])
+    assert pid, "no launch process found"
+    # what the kernel does to an ext4 after an I/O error (errors=remount-ro)
+    subprocess.run(["nsenter", "-t", str(pid), "-m", "mount", "-o", "remount,ro", "/disk"], check=True)
+    assert b.status() == "error\n"
+    info = b.info()
+    assert info["status"] == "error" and "read-only" in info["error"], info
+    r = b.run("sh", "echo x > /home/user/x\n")
+    assert r.exit != 0 and "Read-only file system" in r.stderr, r
+    assert b.run("sh", "cat /etc/hostname\n").exit == 0

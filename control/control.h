@@ -49,6 +49,17 @@ void ctl_set_announcer(struct sbx_ctl *ctl, void (*announce)(const char *name, c
  */
 void ctl_set_gone_hook(struct sbx_ctl *ctl, void (*gone)(const char *name, void *arg), void *arg);
 
+/*
+ * The root `events` stream (events.c): bytes [0, ctl_events_size) at offsets
+ * that only grow (what was dropped from the start reads as empty lines).
+ * ctl_events_read copies up to size bytes from off and returns how many (0:
+ * nothing there yet). The hook is called, from the thread that added it and
+ * with no lock held, after every new line.
+ */
+uint64_t ctl_events_size(struct sbx_ctl *ctl);
+size_t ctl_events_read(struct sbx_ctl *ctl, uint64_t off, char *buf, size_t size);
+void ctl_set_events_hook(struct sbx_ctl *ctl, void (*hook)(void *arg), void *arg);
+
 /* Registry. ctl_sandbox_get returns a reference (or NULL); drop it with sandbox_put. */
 struct sandbox *ctl_sandbox_get(struct sbx_ctl *ctl, const char *name);
 void sandbox_ref(struct sandbox *sb);

@@ -267,12 +267,15 @@ static int cmd_kill_sb(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_e
 
 /* pause, resume, restart: the backend call, then the state it leaves, saved. */
 static int lifecycle(struct sandbox *sb, int (*op)(struct sbx_instance *, struct sbx_err *), bool paused,
-		     struct sbx_err *err)
+		     const char *event, struct sbx_err *err)
 {
 	int ret = with_inst(sb, op, err);
 
-	if (ret)
+	if (ret) {
+		events_emit(sb->ctl, "error", sb->name, "could not be %s: %s", event, err->msg);
 		return ret;
+	}
+	events_emit(sb->ctl, event, sb->name, "%s", "");
 	pthread_mutex_lock(&sb->lock);
 	sb->paused = paused;
 	if (!paused)
@@ -284,19 +287,19 @@ static int lifecycle(struct sandbox *sb, int (*op)(struct sbx_instance *, struct
 static int cmd_pause(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *err)
 {
 	(void)c;
-	return lifecycle(sb, sb->ctl->ops->pause, true, err);
+	return lifecycle(sb, sb->ctl->ops->pause, true, "paused", err);
 }
 
 static int cmd_resume(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *err)
 {
 	(void)c;
-	return lifecycle(sb, sb->ctl->ops->resume, false, err);
+	return lifecycle(sb, sb->ctl->ops->resume, false, "resumed", err);
 }
 
 static int cmd_restart(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *err)
 {
 	(void)c;
-	return lifecycle(sb, sb->ctl->ops->restart, false, err);
+	return lifecycle(sb, sb->ctl->ops->restart, false, "restarted", err);
 }
 
 static int cmd_ttl(struct sandbox *sb, const struct ctl_cmd *c, struct sbx_err *err)

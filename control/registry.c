@@ -273,12 +273,14 @@ int sandbox_create(struct sbx_ctl *ctl, const char *name, const char *template_n
 		goto out_rmdir;
 	}
 	inst_publish(sb, inst);
+	events_emit(ctl, "created", name, "template=%s", template_name);
 	sandbox_put(sb);
 	return 0;
 
 out_rmdir:
 	sbx_rm_rf(sb->dir);
 out_unregister:
+	events_emit(ctl, "error", name, "create failed: %s", err->msg);
 	pthread_mutex_lock(&sb->lock);
 	sb->dead = true;
 	pthread_mutex_unlock(&sb->lock);
@@ -322,6 +324,11 @@ static void record_kill(struct sandbox *sb)
 
 int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err)
 {
+	return sandbox_destroy_as(ctl, sb, "killed", err);
+}
+
+int sandbox_destroy_as(struct sbx_ctl *ctl, struct sandbox *sb, const char *event, struct sbx_err *err)
+{
 	struct sbx_instance *inst;
 	int ret = 0;
 
@@ -350,9 +357,11 @@ int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err
 	if (ret) {
 		/* The state stays, marked `killing`: the next start tries again. */
 		sbx_err_wrap(err, "cannot kill sandbox '%s'", sb->name);
+		events_emit(ctl, "error", sb->name, "kill failed: %s", err->msg);
 		return ret;
 	}
 	state_dir_remove(ctl, sb->dir, sb->id);
+	events_emit(ctl, event, sb->name, "%s", "");
 	return 0;
 }
 
@@ -453,7 +462,7 @@ static void *reaper_main(void *arg)
 			struct sbx_err err = { 0 };
 
 			pthread_mutex_unlock(&ctl->lock);
-			if (sandbox_destroy(ctl, victim, &err))
+			if (sandbox_destroy_as(ctl, victim, "expired", &err))
 				fprintf(stderr, "sbxfs: warning: ttl kill of '%s' failed: %s\n", victim->name,
 					err.msg);
 			sandbox_put(victim);
@@ -593,6 +602,9 @@ int ctl_open(const struct ctl_config *cfg, struct sbx_ctl **out, struct sbx_err 
 		sbx_err_wrap(err, "cannot start the %s backend", ctl->ops->name);
 		goto out_free;
 	}
+	ret = events_open(ctl, err);
+	if (ret)
+		goto out_fini_backend;
 	attach_all(ctl);
 	ret = pthread_create(&ctl->reaper, NULL, reaper_main, ctl);
 	if (ret) {
@@ -605,6 +617,8 @@ int ctl_open(const struct ctl_config *cfg, struct sbx_ctl **out, struct sbx_err 
 
 out_fini:
 	ctl_close_sandboxes(ctl);
+	events_close(ctl);
+out_fini_backend:
 	ctl->ops->fini(ctl->be);
 out_free:
 	free(ctl->state_root);
@@ -650,6 +664,7 @@ void ctl_close(struct sbx_ctl *ctl)
 	pthread_join(ctl->reaper, NULL);
 	ctl_close_sandboxes(ctl);
 	ctl->ops->fini(ctl->be);
+	events_close(ctl);
 	for (size_t i = 0; i < 100; i++)
 		free(ctl->errors[i]);
 	free(ctl->sandboxes);

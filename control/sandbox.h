@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "control.h"
+#include "../backend/log.h"
 #include "../backend/util.h"
 
 struct json_object;
@@ -107,6 +108,8 @@ struct sbx_ctl {
 	void *announce_arg;
 	void (*gone)(const char *name, void *arg);
 	void *gone_arg;
+
+	struct ctl_events *events;      /* events.c: the root `events` stream; set once */
 };
 
 /* registry.c */
@@ -118,6 +121,8 @@ int sandbox_create(struct sbx_ctl *ctl, const char *name, const char *template_n
 		   uint64_t timeout, const struct sbx_limits *limits, char **env,
 		   struct json_object *meta, struct sbx_err *err);
 int sandbox_destroy(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_err *err);
+/* The same, saying in `events` why it went: "killed", "expired". */
+int sandbox_destroy_as(struct sbx_ctl *ctl, struct sandbox *sb, const char *event, struct sbx_err *err);
 void sandbox_touch(struct sandbox *sb);
 void sandbox_spec(const struct sandbox *sb, struct sbx_spec *spec, char *state_dir, size_t size);
 /* A killed sandbox's state directory while it is removed: sandboxes/.gone-ID */
@@ -222,6 +227,20 @@ void ctx_load_all(struct sandbox *sb);
 /* Kills every interpreter (workers must be gone) and frees the contexts. */
 void ctx_free_all(struct sandbox *sb);
 void ctx_kill_interps(struct sandbox *sb, struct context *c);
+
+/*
+ * events.c: the lifecycle events (the root `events` file, STATE/events.log).
+ * events_emit(ctl, "killed", "box", "reason=%s", why) adds the line
+ * `TIME killed box reason=...`; any thread, no lock of control held needed
+ * (it takes only its own leaf lock). owner: the uid whose sandbox it is, or
+ * EV_OWNER_ANY (every reader may see it).
+ */
+#define EV_OWNER_ANY UINT32_MAX
+void events_emit_owned(struct sbx_ctl *ctl, uint32_t owner, const char *event, const char *name,
+		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define events_emit(ctl, event, name, ...) events_emit_owned((ctl), EV_OWNER_ANY, (event), (name), __VA_ARGS__)
+int events_open(struct sbx_ctl *ctl, struct sbx_err *err);
+void events_close(struct sbx_ctl *ctl);
 
 /* errors log (ctl_exec.c) */
 void errors_add(struct sbx_ctl *ctl, const char *where, const char *cmd, size_t cmd_len,

@@ -149,11 +149,19 @@ void watch_read(fuse_req_t req, struct sandbox *sb, size_t size, off_t off);
 off_t watch_size(struct sandbox *sb);
 void watch_stop(void);
 
+/* f_events.c: the root `events` file's waiting readers */
+/* Answers the readers a new line reached (from the notifier thread). */
+void events_wake(void);
+/* At unmount: every waiting reader gets what is there (end of file). */
+void events_stop(void);
+
 /* notify.c: make daemon-side changes visible to inotify */
 int notify_start(void);
 void notify_stop(void);
 void notify_announce(const char *name, const char *ctx, void *arg);
 void notify_gone(const char *name, void *arg);
+/* A new line in `events` (control's hook): its readers are answered and inotify told, off this thread. */
+void notify_events(void *arg);
 /* Set around an rmdir of NAME: its invalidation then goes through the notifier thread. */
 void notify_defer_gone(bool on);
 /* Whether the request comes from the notifier thread itself. */

@@ -348,6 +348,7 @@ static int serve(struct startup *s, int *notify_fd)
 	if (notify_start() == 0) {
 		ctl_set_announcer(fs.ctl, notify_announce, NULL);
 		ctl_set_gone_hook(fs.ctl, notify_gone, NULL);
+		ctl_set_events_hook(fs.ctl, notify_events, NULL);
 	}
 	daemon_ready(*notify_fd, 0);
 	*notify_fd = -1;
@@ -355,7 +356,9 @@ static int serve(struct startup *s, int *notify_fd)
 
 	ctl_set_announcer(fs.ctl, NULL, NULL);
 	ctl_set_gone_hook(fs.ctl, NULL, NULL);
+	ctl_set_events_hook(fs.ctl, NULL, NULL);
 	notify_stop();
+	events_stop();
 	watch_stop();
 	pt_locks_stop();        /* blocked lock requests answered while the session exists */
 	fuse_session_unmount(fs.se);

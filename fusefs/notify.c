@@ -9,9 +9,11 @@
  */
 #include "fs.h"
 #include "scratch.h"
+#include "../backend/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +24,15 @@
 struct note {
 	struct note *next;
 	bool gone;          /* a killed sandbox: drop the kernel's entry of NAME */
+	bool events;        /* a new line in `events`: answer its readers, truncate it (f_events.c) */
 	char path[4200];    /* the exit file to create, or NAME when gone */
 };
 
 /* The state is fs.notify (fs.h). */
 #define NS (&fs.notify)
+
+/* An `events` note is queued and not yet taken: a burst of events makes one. */
+static atomic_bool events_queued;
 
 bool notify_is_self(fuse_req_t req)
 {
@@ -63,7 +69,13 @@ static void *notify_main(void *arg)
 		if (!NS->head)
 			NS->tail = NULL;
 		pthread_mutex_unlock(&NS->lock);
-		if (n->gone) {
+		if (n->events) {
+			atomic_store(&events_queued, false);
+			events_wake();
+			/* A truncate through the mount is what raises IN_MODIFY (nothing is cut). */
+			if (truncate(n->path, 0) && errno != ENOENT)
+				sbx_log(SBX_LOG_DEBUG, NULL, errno, "cannot touch '%s'", n->path);
+		} else if (n->gone) {
 			/* Lets the kernel forget NAME/ and files/ below it, closing our fds on its mounts. */
 			fuse_lowlevel_notify_inval_entry(fs.se, FUSE_ROOT_ID, n->path, strlen(n->path));
 		} else {
@@ -149,6 +161,23 @@ void notify_gone(const char *name, void *arg)
 		return;
 	n->gone = true;
 	snprintf(n->path, sizeof(n->path), "%s", name);
+	note_queue(n);
+}
+
+void notify_events(void *arg)
+{
+	struct note *n;
+
+	(void)arg;
+	if (atomic_exchange(&events_queued, true))
+		return;
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		atomic_store(&events_queued, false);
+		return;
+	}
+	n->events = true;
+	snprintf(n->path, sizeof(n->path), "%s/events", fs.mountpoint);
 	note_queue(n);
 }
 

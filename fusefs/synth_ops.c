@@ -336,7 +336,8 @@ static void synth_setattr(fuse_req_t req, struct node *n, struct stat *attr, int
 	/* Truncation of a writable file is what `>` does before writing: accept it. */
 	int ret = 0;
 
-	if ((to_set & FUSE_SET_ATTR_SIZE) && !(n->t->mode & 0200)) {
+	/* The notifier truncates `events` so that inotify sees it change (f_events.c): nothing changes. */
+	if ((to_set & FUSE_SET_ATTR_SIZE) && !(n->t->mode & 0200) && !notify_is_self(req)) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}

@@ -1,0 +1,179 @@
+/*
+ * f_events.c - the root `events` file: the lifecycle events of every
+ * sandbox (control/events.c keeps them), oldest first, then a read at the
+ * end waits for the next one, as `tail -f` expects.
+ *
+ * A waiting read is a kept request on a list, not a thread: when control
+ * adds a line it calls the hook, which hands the wake-up to the notifier
+ * thread (notify.c), so the thread that made the event (a `new`) never pays
+ * for its readers. The notifier answers every reader behind the new end and
+ * truncates `events` through the mount, which is what makes the kernel raise
+ * IN_MODIFY for `inotifywait -e modify events` (it raises nothing for what
+ * a FUSE daemon changes on its own side). An interrupt (Ctrl-C) answers a
+ * waiting read with EINTR at once. O_NONBLOCK readers at the end get EAGAIN.
+ */
+#include "dirtab.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define EV_READ_MAX (256u << 10)   /* bytes one read answers at most */
+
+struct ev_reader {
+	struct ev_reader *prev, *next;
+	fuse_req_t req;
+	uint64_t off;
+	size_t size;
+	bool queued;                 /* on the list: whoever takes it off answers it */
+	bool interrupted;            /* the interrupt came before it was queued */
+};
+
+/*
+ * Guards the list and every reader's queued/interrupted. Taken before
+ * control's events lock (ctl_events_size is asked under it, so a line added
+ * meanwhile cannot be missed); nothing else is taken while it is held.
+ */
+static pthread_mutex_t readers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ev_reader *readers;
+
+static void unlink_locked(struct ev_reader *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		readers = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+	r->queued = false;
+}
+
+/* Replies what the stream has at off (possibly nothing: end of file). */
+static void reply_from(fuse_req_t req, uint64_t off, size_t size)
+{
+	size_t n;
+	char *buf;
+
+	if (size > EV_READ_MAX)
+		size = EV_READ_MAX;
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = ctl_events_read(fs.ctl, off, buf, size);
+	fuse_reply_buf(req, buf, n);
+	free(buf);
+}
+
+static void on_interrupt(fuse_req_t req, void *data)
+{
+	struct ev_reader *r = data;
+	bool answer = false;
+
+	pthread_mutex_lock(&readers_lock);
+	if (r->queued) {
+		unlink_locked(r);
+		answer = true;
+	} else {
+		r->interrupted = true;
+	}
+	pthread_mutex_unlock(&readers_lock);
+	if (answer) {
+		fuse_reply_err(req, EINTR);
+		free(r);
+	}
+}
+
+/* Queues a read at the end; answers it at once if a line or an interrupt came meanwhile. */
+static void keep_reader(fuse_req_t req, uint64_t off, size_t size)
+{
+	struct ev_reader *r = calloc(1, sizeof(*r));
+	bool now;
+
+	if (!r) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	r->req = req;
+	r->off = off;
+	r->size = size;
+	/* Armed first: if the caller is already interrupted, the callback runs now. */
+	fuse_req_interrupt_func(req, on_interrupt, r);
+	pthread_mutex_lock(&readers_lock);
+	now = r->interrupted || ctl_events_size(fs.ctl) > off;
+	if (!now) {
+		r->next = readers;
+		if (readers)
+			readers->prev = r;
+		readers = r;
+		r->queued = true;
+	}
+	pthread_mutex_unlock(&readers_lock);
+	if (!now)
+		return;
+	fuse_req_interrupt_func(req, NULL, NULL);
+	if (r->interrupted)
+		fuse_reply_err(req, EINTR);
+	else
+		reply_from(req, off, size);
+	free(r);
+}
+
+static void events_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if ((uint64_t)off < ctl_events_size(fs.ctl))
+		reply_from(req, (uint64_t)off, size);
+	else if (h->nonblock)
+		fuse_reply_err(req, EAGAIN);    /* nothing new: no waiting (a generic reader's way) */
+	else
+		keep_reader(req, (uint64_t)off, size);
+}
+
+static int events_stat(struct node *n, struct stat *st)
+{
+	(void)n;
+	st->st_size = (off_t)ctl_events_size(fs.ctl);
+	return 0;
+}
+
+const struct sfile_ops events_fops = { .read = events_read, .stat = events_stat };
+
+/* Answers the readers the stream has reached (all of them at the end: end of file). */
+static void answer_readers(bool all)
+{
+	struct ev_reader *ready = NULL, *r, *next;
+	uint64_t size;
+
+	pthread_mutex_lock(&readers_lock);
+	size = ctl_events_size(fs.ctl);
+	for (r = readers; r; r = next) {
+		next = r->next;
+		if (!all && r->off >= size)
+			continue;
+		unlink_locked(r);
+		r->next = ready;
+		ready = r;
+	}
+	pthread_mutex_unlock(&readers_lock);
+	for (r = ready; r; r = next) {
+		next = r->next;
+		fuse_req_interrupt_func(r->req, NULL, NULL);   /* waits for a callback in flight */
+		reply_from(r->req, r->off, r->size);
+		free(r);
+	}
+}
+
+void events_wake(void)
+{
+	answer_readers(false);
+}
+
+void events_stop(void)
+{
+	answer_readers(true);
+}

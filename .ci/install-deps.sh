@@ -14,7 +14,7 @@ test_pkgs=(
   clang libclang-rt-14-dev clang-tidy cppcheck
   python3-pytest python3-matplotlib
   inotify-tools vim git rsync tar
-  docker.io xfsprogs gnuplot-nox hyperfine valgrind
+  docker.io xfsprogs curl gnuplot-nox hyperfine valgrind
 )
 
 pkgs=("${run_pkgs[@]}")

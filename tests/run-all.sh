@@ -81,6 +81,11 @@ if [[ $backends == *docker* ]]; then
   if [[ $engine_started -eq 1 ]]; then
     bash tests/docker/stop-dockerd.sh >/dev/null 2>&1 || true
   fi
+  # The engines test_docker.py starts for itself stop with their tests; should pytest have been
+  # killed first, they go here (each is only stopped when its pid file names a live engine).
+  for e in sbxfs-test-docker-restart sbxfs-test-docker-xfs sbxfs-test-docker-userns; do
+    [[ -f /run/$e.pid ]] && SBXFS_DOCKERD=$e bash tests/docker/stop-dockerd.sh --purge >/dev/null 2>&1
+  done
 fi
 
 step "summary"

@@ -228,8 +228,11 @@ static int docker_attach(struct sbx_backend *be, const struct sbx_spec *spec,
 	if (r == 0) {
 		enum sbx_status st = dk_state_status(obj);
 
-		/* Stopped by an engine restart: start it again, its files are all there. */
-		if (st == SBX_STATUS_STOPPED) {
+		/* Stopped by an engine restart, or created by a `new` that a crash cut off before
+		 * its start: start it, its files are all there. */
+		const char *state = dk_json_str(obj, "State.Status");
+
+		if (st == SBX_STATUS_STOPPED || (state && strcmp(state, "created") == 0)) {
 			if (dk_container_start(inst, &ierr) == 0)
 				st = SBX_STATUS_RUNNING;
 			else

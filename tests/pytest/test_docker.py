@@ -197,6 +197,30 @@ def test_remount_after_container_removed(dk):
     assert_gone(m, b.name, sid, state)
 
 
+@pytest.mark.deadline(60)
+def test_remount_after_new_cut_off_before_start(dk):
+    """A `new` that a crash cut off between the container's create and its start leaves a
+    container in the state `created`: the next mount starts it, so the sandbox runs."""
+    m = dk()
+    b = m.new(unique("cs"))
+    name = "sbxfs-" + b.info()["id"]
+    eng = Engine.of(m)
+    c = eng.inspect(name)
+    m.kill_daemon()
+    sbxtest.unmount(m.mnt)
+    # the same container again, made and not started, as the crash left it
+    assert eng.call("DELETE", "/containers/%s?force=1" % name)[0] == 204
+    body = dict(c["Config"], HostConfig=c["HostConfig"])
+    st, out = eng.call("POST", "/containers/create?name=" + name, body)
+    assert st == 201, (st, out)
+    assert eng.inspect(name)["State"]["Status"] == "created"
+    m = m.remount(crash=True)
+    b = m.sandbox(b.name)
+    assert b.status() == "running\n"
+    r = b.run("sh", "echo ok\n")
+    assert (r.exit, r.stdout) == (0, "ok\n"), r
+
+
 # -- a container removed behind sbxfs's back --------------------------------------------------
 
 @pytest.mark.deadline(60)

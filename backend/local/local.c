@@ -565,8 +565,18 @@ static int lo_attach(struct sbx_backend *be, const struct sbx_spec *spec, struct
 	if (inst_agent_alive(in) && in->launch_ns && lo_mnt_adopt(in->bwrap_pid, &in->mnt, &tmp) < 0)
 		lo_warn(in, "taking over its mounts", &tmp);
 	if (!inst_agent_alive(in)) {
+		char img[PATH_MAX + 16];
+
 		if (lo_cg_kill_all(&in->cg, &tmp) < 0)
 			lo_warn(in, "ending what was left of its processes", &tmp);
+		/* A kill cut off by a crash may have taken its disk: it stays STOPPED, for destroy to finish. */
+		snprintf(img, sizeof(img), "%s/disk.img", in->state_dir);
+		if (access(img, F_OK) < 0) {
+			sbx_err_sys(&tmp, errno, "'%s'", img);
+			lo_warn(in, "its disk image is gone; it stays stopped", &tmp);
+			*out = in;
+			return 0;
+		}
 		pthread_mutex_lock(&in->lock);
 		in->agent_pid = 0;
 		in->agent_start = 0;

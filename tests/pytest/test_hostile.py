@@ -255,3 +255,58 @@ def test_read_only_disk_says_error_with_the_reason(box):
     r = b.run("sh", "echo x > /home/user/x\n")
     assert r.exit != 0 and "Read-only file system" in r.stderr, r
     assert b.run("sh", "cat /etc/hostname\n").exit == 0
+
+
+# ---- names and paths (issue 11 item 5) ----
+
+def test_longest_name_under_a_long_state_directory(mount_factory, tmp_path):
+    """A valid 64-character name works wherever the state directory is, however
+    long its path (the agent's socket path is then far past sun_path's 108 bytes)."""
+    state = tmp_path / ("long-state-directory-" + "x" * 60) / ("and-deeper-" + "y" * 60) / "state"
+    m = mount_factory(state=str(state))
+    name = "n" * 64
+    b = m.new(name)
+    assert len(str(state)) + len(name) > 108
+    r = b.run("sh", "echo fine\n")
+    assert r.exit == 0 and r.stdout == "fine\n", r
+    b.ctl_ok("restart")
+    b.wait_status("running")
+    assert b.run("py", "print(6 * 7)\n").stdout == "42\n"
+    m = m.remount(crash=True)
+    assert m.sandbox(name).run("sh", "echo again\n").stdout == "again\n"
+    assert m.ctl("kill " + name).ok
+
+
+# ---- a kill cut off by a crash (issue 11 item 3, backend part) ----
+
+@pytest.mark.backend_gap("docker", "the test takes a local sandbox apart by hand")
+def test_half_destroyed_sandbox_can_be_killed(mount_factory):
+    """A kill cut off by a crash after the processes, the disk image and the agent
+    socket went: after a new mount, killing it succeeds and frees what is left."""
+    m = mount_factory()
+    b = m.new()
+    sid = b.info()["id"]
+    paths = b.state_paths()
+    m.kill_daemon()
+    sbxtest.unmount(m.mnt)
+    for pid in sbxtest.pids_in_cgroup_of(sid):
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while sbxtest.pids_in_cgroup_of(sid):
+        assert time.monotonic() < deadline, "the sandbox's processes did not die"
+        time.sleep(0.05)
+    gone = []
+    for root, _, files in os.walk(m.state):
+        for f in files:
+            if f in ("disk.img", "agent.sock") and sid in root or f in ("disk.img", "agent.sock") and b.name in root:
+                os.unlink(os.path.join(root, f))
+                gone.append(f)
+    assert sorted(gone) == ["agent.sock", "disk.img"], gone
+    m = sbxtest.Mount(m.workdir, m.backend, m.opts, m.registry, m.state, m.mnt).start()
+    assert b.name in m.sandboxes()
+    r = m.ctl("kill " + b.name)
+    assert r.ok, r
+    assert sbxtest.leftovers(m, b.name, sid, paths) == []

@@ -249,6 +249,48 @@ static void *conc_main(void *arg)
 	return ok;
 }
 
+/* kill_proc at a random moment around a short process's end, from another thread (issue 9). */
+struct racer {
+	struct sbx_proc *p;
+	int delay_us;
+};
+
+static void *racer_main(void *arg)
+{
+	struct racer *rc = arg;
+
+	nanosleep(&(struct timespec){0, (long)rc->delay_us * 1000L}, NULL);
+	ops->kill_proc(rc->p, SIGKILL);
+	return NULL;
+}
+
+static void race_checks(struct sbx_instance *in, int n)
+{
+	const char *argv[] = {"sh", "-c", "exit 7", NULL};
+	struct sbx_err e = {0};
+	int ok = 0, killed = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct sbx_exec ex = {.argv = argv, .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1};
+		struct racer rc = {.delay_us = (int)(random() % 50000)};
+		struct sbx_exit x = {0};
+		pthread_t th;
+
+		if (ops->spawn(in, &ex, &rc.p, &e) < 0)
+			continue;
+		pthread_create(&th, NULL, racer_main, &rc);
+		if (ops->wait_proc(rc.p, &x, &e) == 0 &&
+		    ((!x.signaled && x.code == 7) || (x.signaled && x.code == SIGKILL)))
+			ok++;
+		killed += x.signaled;
+		pthread_join(th, NULL);
+		ops->free_proc(rc.p);
+		sbx_err_clear(&e);
+	}
+	CHECK(ok == n, "kill_proc racing wait_proc %d times: %d ended as exit 7 or SIGKILL (%d killed)",
+	      n, ok, killed);
+}
+
 static void checks(bool engine_restart, bool remote)
 {
 	struct sbx_err e = {0};
@@ -346,6 +388,7 @@ static void checks(bool engine_restart, bool remote)
 		      r.ex.code, r.ex.signaled, r.ms);
 		run_free(&r);
 	}
+	race_checks(in, remote ? 20 : 60);
 	{
 		pthread_t th[4];
 		int all = 1;

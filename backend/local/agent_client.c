@@ -132,8 +132,6 @@ static int ac_send_all(int fd, const char *p, size_t len)
 int sbx_agent_hello(const char *sock_path, int timeout_ms, pid_t *host_pid, struct sbx_err *err)
 {
 	struct sbx_agent_hdr h = { SBX_AGENT_MAGIC, SBX_AGENT_HELLO, 0 };
-	struct ucred cred = { 0 };
-	char *payload = NULL;
 	int one = 1, fd, r;
 
 	fd = ac_connect(sock_path, err);
@@ -141,9 +139,22 @@ int sbx_agent_hello(const char *sock_path, int timeout_ms, pid_t *host_pid, stru
 		return fd;
 	setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
 	r = ac_send_all(fd, (const char *)&h, sizeof(h));
-	if (r == 0)
-		r = ac_recv(fd, (long long)sbx_mono_ms() + timeout_ms, &h, &payload, &cred);
+	if (r < 0) {
+		close(fd);
+		return sbx_err_sys(err, -r, "talking to the sandbox agent");
+	}
+	r = sbx_agent_hello_answer(fd, timeout_ms, host_pid, err);
 	close(fd);
+	return r;
+}
+
+int sbx_agent_hello_answer(int fd, int timeout_ms, pid_t *host_pid, struct sbx_err *err)
+{
+	struct sbx_agent_hdr h;
+	struct ucred cred = { 0 };
+	char *payload = NULL;
+	int r = ac_recv(fd, (long long)sbx_mono_ms() + timeout_ms, &h, &payload, &cred);
+
 	free(payload);
 	if (r == -ETIMEDOUT)
 		return sbx_err_set(err, ETIMEDOUT, "the sandbox agent did not answer within %d ms", timeout_ms);
@@ -221,7 +232,15 @@ static int ac_send_with_fds(int fd, const char *msg, size_t len, const int *pass
 }
 
 /* The agent's answer to SPAWN: the started process's pid, or the agent's error in words. */
-static int ac_spawn_answer(int fd, const struct sbx_exec *ex, int timeout_ms, pid_t *pid, struct sbx_err *err)
+/* The agent's words, on one line of printable text however they came. */
+static void ac_clean_words(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+int sbx_agent_spawn_answer(int fd, const char *argv0, int timeout_ms, pid_t *pid, struct sbx_err *err)
 {
 	struct sbx_agent_hdr h;
 	char *payload = NULL;
@@ -238,8 +257,10 @@ static int ac_spawn_answer(int fd, const struct sbx_exec *ex, int timeout_ms, pi
 		struct sbx_agent_error e;
 
 		memcpy(&e, payload, sizeof(e));
-		r = sbx_err_set(err, e.err > 0 ? e.err : EIO, "%s: %s", ex->argv[0],
-				h.len > sizeof(e) ? payload + sizeof(e) : "failed");
+		ac_clean_words(payload + sizeof(e));
+		/* Only a real errno goes on (it becomes a system call's result). */
+		r = sbx_err_set(err, e.err > 0 && e.err < 4096 ? e.err : EIO, "%s: %s", argv0,
+				h.len > sizeof(e) && payload[sizeof(e)] ? payload + sizeof(e) : "failed");
 	} else if (h.type != SBX_AGENT_STARTED || h.len != sizeof(struct sbx_agent_started)) {
 		r = sbx_err_set(err, EPROTO, "unexpected answer from the sandbox agent");
 	} else {
@@ -273,7 +294,7 @@ static int ac_spawn_on(int fd, const struct sbx_exec *ex, int timeout_ms, pid_t 
 	free(msg);
 	if (r < 0)
 		return sbx_err_sys(err, -r, "sending the command to the sandbox agent");
-	return ac_spawn_answer(fd, ex, timeout_ms, pid, err);
+	return sbx_agent_spawn_answer(fd, ex->argv[0], timeout_ms, pid, err);
 }
 
 int sbx_agent_spawn(const char *sock_path, const struct sbx_exec *ex, int timeout_ms,
@@ -296,20 +317,32 @@ int sbx_agent_spawn(const char *sock_path, const struct sbx_exec *ex, int timeou
 		close(fd);
 		return r;
 	}
-	p = calloc(1, sizeof(*p));
+	p = sbx_agent_proc_adopt(fd, pid, err);
+	if (!p) {
+		close(fd);
+		return -err->code;
+	}
+	*out = p;
+	return 0;
+}
+
+struct sbx_agent_proc *sbx_agent_proc_adopt(int fd, pid_t pid, struct sbx_err *err)
+{
+	struct sbx_agent_proc *p = calloc(1, sizeof(*p));
+	int e;
+
 	if (p)
 		p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!p || p->wake < 0) {
-		r = p ? errno : ENOMEM;
+		e = p ? errno : ENOMEM;
 		free(p);
-		close(fd);
-		return sbx_err_sys(err, r, "keeping track of the process");
+		sbx_err_sys(err, e, "keeping track of the process");
+		return NULL;
 	}
 	p->pid = pid;
 	p->fd = fd;
 	pthread_mutex_init(&p->wlock, NULL);
-	*out = p;
-	return 0;
+	return p;
 }
 
 pid_t sbx_agent_proc_pid(const struct sbx_agent_proc *p)

@@ -71,6 +71,17 @@ void sbx_agent_hangup(struct sbx_agent_proc *p);
  */
 int sbx_agent_kill(struct sbx_agent_proc *p, int sig);
 
+/*
+ * The daemon's side of one exchange, on a connected fd (used by the calls
+ * above, and by tests/fuzz/fuzz_agent.c to feed them what an agent could
+ * answer): the answer to HELLO, the answer to SPAWN (the pid, or the agent's
+ * errno and words, for argv0), and a handle for a connection whose process
+ * started (it owns fd from then on; NULL with *err on failure).
+ */
+int sbx_agent_hello_answer(int fd, int timeout_ms, pid_t *host_pid, struct sbx_err *err);
+int sbx_agent_spawn_answer(int fd, const char *argv0, int timeout_ms, pid_t *pid, struct sbx_err *err);
+struct sbx_agent_proc *sbx_agent_proc_adopt(int fd, pid_t pid, struct sbx_err *err);
+
 /* Hangs up without waiting; the agent then kills the process. Frees p. */
 void sbx_agent_abandon(struct sbx_agent_proc *p);
 

@@ -1,6 +1,7 @@
 #!/bin/sh
 # run-fuzz.sh - build the libFuzzer targets with clang and run each: the ctl parser, the
-# end-of-run frames of a context's driver, the env file parser, the run header line
+# end-of-run frames of a context's driver, the env file parser, the run header line, what
+# an agent answers the daemon
 # (FUZZ_TARGETS="NAME:MAX_LEN ..." picks some).
 #
 # Usage: tests/fuzz/run-fuzz.sh [SECONDS]   (default 60)
@@ -24,8 +25,9 @@ fi
 # Each target for SECONDS, one after the other: NAME:MAX_LEN. -max_len above a parser's
 # limits would make most runs slow; each bound reaches every limit of its parser
 # (ctl: 256 words; ctx_proto: a 1 KiB header line, 64 figure lengths, and frames split
-# across reads; env: one 64 KiB entry and 1,000 lines; header: CTL_HEADER_MAX).
-targets=${FUZZ_TARGETS:-"ctl:4096 ctx_proto:4096 env:140000 header:2048"}
+# across reads; env: one 64 KiB entry and 1,000 lines; header: CTL_HEADER_MAX; agent: one
+# 64 KiB reply, the largest the daemon takes, and a few more frames).
+targets=${FUZZ_TARGETS:-"ctl:4096 ctx_proto:4096 env:140000 header:2048 agent:70000"}
 status=0
 for t in $targets; do
 	name=${t%%:*}

@@ -7,6 +7,7 @@
  * as 1000:1000 (exec.c).
  */
 #include "dk.h"
+#include "../log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -153,8 +154,8 @@ int dk_container_create(struct sbx_instance *inst, const char *image, const stru
 	 * can keep one; elsewhere the engine says so once, and disk= is not enforced. */
 	if (r < 0 && quota && strstr(err->msg, "storage-opt")) {
 		if (atomic_exchange(&be->storage_quota, -1) != -1)
-			fprintf(stderr, "sbxfs: warning: docker engine at '%s' cannot limit a "
-				"container's disk (%s): disk= is not enforced\n", be->eng.host, err->msg);
+			sbx_log(SBX_LOG_WARNING, NULL, 0, "docker engine at '%s' cannot limit a "
+				"container's disk (%s): disk= is not enforced", be->eng.host, err->msg);
 		sbx_err_clear(err);
 		r = dk_create_call(inst, image, spec, false, err);
 	} else if (r == 0 && quota) {

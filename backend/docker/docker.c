@@ -4,6 +4,7 @@
  * the work is done in image.c, container.c and exec.c. See docs/docker-backend.md.
  */
 #include "dk.h"
+#include "../log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -165,8 +166,7 @@ static void dk_cache_drop(struct sbx_instance *inst)
 /* What attach or a clean-up could not do is no failure, but it is said: one line on stderr. */
 static void dk_warn(const struct sbx_instance *inst, const char *what, const struct sbx_err *e)
 {
-	fprintf(stderr, "sbxfs: warning: sandbox '%s': %s: %s (%s)\n", inst->name, what, e->msg,
-		sbx_errstr(e->code));
+	sbx_log(SBX_LOG_WARNING, inst->name, e->code, "%s: %s", what, e->msg);
 }
 
 static int docker_create(struct sbx_backend *be, const struct sbx_spec *spec,
@@ -241,8 +241,8 @@ static int docker_attach(struct sbx_backend *be, const struct sbx_spec *spec,
 		dk_cache_set(inst, st);
 	} else if (r == -ENOENT) {
 		/* Removed behind our back: attached as stopped, as backend.h asks. */
-		fprintf(stderr, "sbxfs: warning: sandbox '%s': its container '%s' is gone; it reads "
-			"stopped, and kill removes what is left\n", inst->name, inst->cname);
+		sbx_log(SBX_LOG_WARNING, inst->name, 0, "its container '%s' is gone; it reads stopped, "
+			"and kill removes what is left", inst->cname);
 		dk_cache_set(inst, SBX_STATUS_STOPPED);
 	} else {
 		/* Engine unreachable: attach anyway; status() asks again later. */

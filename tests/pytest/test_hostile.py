@@ -199,7 +199,6 @@ def host_mount_lines():
         return f.read().splitlines()
 
 
-@pytest.mark.backend_gap("docker", "the engine's overlay mounts are in the host's mount table")
 def test_host_mount_table_names_no_sandbox_and_inside_names_no_host_path(mount, box):
     b = box()
     name, sid = b.name, b.info()["id"]

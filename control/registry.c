@@ -217,14 +217,48 @@ static bool template_known(struct sbx_ctl *ctl, const char *name)
 	return false;
 }
 
+/*
+ * The backend's create between two saves: `"creating": true` before it, so a
+ * crash in the middle leaves a record the next start finishes as a kill (the
+ * `new` never said ok), and without the mark after it. A `new` whose second
+ * save fails destroys what it made and fails: it is not half kept.
+ */
+static int create_recorded(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_instance **inst,
+			   struct sbx_err *err)
+{
+	char state_dir[4200];
+	struct sbx_spec spec;
+	struct sbx_err derr = { 0 };
+	int ret;
+
+	sandbox_spec(sb, &spec, state_dir, sizeof(state_dir));
+	if (mkdir(state_dir, 0700) && errno != EEXIST)
+		return sbx_err_sys(err, errno, "cannot create state directory '%s'", state_dir);
+	pthread_mutex_lock(&sb->lock);
+	sb->creating = true;
+	pthread_mutex_unlock(&sb->lock);
+	ret = state_save(sb, err);
+	if (ret)
+		return ret;
+	ret = ctl->ops->create(ctl->be, &spec, inst, err);
+	if (ret)
+		return sbx_err_wrap(err, "cannot create sandbox '%s'", sb->name);
+	pthread_mutex_lock(&sb->lock);
+	sb->creating = false;
+	pthread_mutex_unlock(&sb->lock);
+	ret = state_save(sb, err);
+	if (ret && ctl->ops->destroy(*inst, &derr))
+		fprintf(stderr, "sbxfs: warning: cannot undo the half-made sandbox '%s': %s\n", sb->name,
+			derr.msg);
+	return ret;
+}
+
 /* Takes ownership of env and meta, also on failure. */
 int sandbox_create(struct sbx_ctl *ctl, const char *name, const char *template_name, uint64_t ttl,
 		   uint64_t timeout, const struct sbx_limits *limits, char **env,
 		   struct json_object *meta, struct sbx_err *err)
 {
 	struct sbx_instance *inst;
-	char state_dir[4200];
-	struct sbx_spec spec;
 	struct sandbox *sb;
 	int ret;
 
@@ -259,19 +293,9 @@ int sandbox_create(struct sbx_ctl *ctl, const char *name, const char *template_n
 		ret = sbx_err_sys(err, errno, "cannot create state directory '%s'", sb->dir);
 		goto out_unregister;
 	}
-	sandbox_spec(sb, &spec, state_dir, sizeof(state_dir));
-	if (mkdir(state_dir, 0700) && errno != EEXIST) {
-		ret = sbx_err_sys(err, errno, "cannot create state directory '%s'", state_dir);
-		goto out_rmdir;
-	}
-	ret = state_save(sb, err);
+	ret = create_recorded(ctl, sb, &inst, err);
 	if (ret)
 		goto out_rmdir;
-	ret = ctl->ops->create(ctl->be, &spec, &inst, err);
-	if (ret) {
-		sbx_err_wrap(err, "cannot create sandbox '%s'", name);
-		goto out_rmdir;
-	}
 	inst_publish(sb, inst);
 	events_emit(ctl, "created", name, "template=%s", template_name);
 	sandbox_put(sb);
@@ -518,7 +542,8 @@ static void attach_one(struct sbx_ctl *ctl, const char *name)
 		return;
 	}
 	sandbox_spec(sb, &spec, state_dir, sizeof(state_dir));
-	if (sb->killing) {
+	if (sb->killing || sb->creating) {
+		/* A kill, or a `new` that never said ok, that a crash cut off. */
 		finish_kill(ctl, sb, &spec);
 		sandbox_put(sb);
 		return;

@@ -68,6 +68,8 @@ struct sandbox {
 	struct json_object *meta;       /* object of string values */
 	bool paused;
 	bool killing;                   /* a kill has begun: saved, and finished on the next start */
+	bool creating;                  /* the backend's create is under way: saved; a start that
+	                                 * finds it finishes it as a kill (the `new` never said ok) */
 	bool dead;                      /* killed or let go: every call fails with ENOENT */
 
 	/*

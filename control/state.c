@@ -79,6 +79,8 @@ int state_save(struct sandbox *sb, struct sbx_err *err)
 	json_object_object_add(o, "paused", json_object_new_boolean(sb->paused));
 	if (sb->killing)
 		json_object_object_add(o, "killing", json_object_new_boolean(true));
+	if (sb->creating)
+		json_object_object_add(o, "creating", json_object_new_boolean(true));
 	json_object_object_add(o, "limits", limits_json(&sb->limits));
 	for (char **e = sb->env; e && *e; e++)
 		json_object_array_add(env, json_object_new_string(*e));
@@ -165,6 +167,8 @@ int state_load(struct sbx_ctl *ctl, const char *name, struct sandbox **out, stru
 		sb->paused = json_object_get_boolean(meta);
 	if (json_object_object_get_ex(o, "killing", &meta))
 		sb->killing = json_object_get_boolean(meta);
+	if (json_object_object_get_ex(o, "creating", &meta))
+		sb->creating = json_object_get_boolean(meta);
 	if (json_object_object_get_ex(o, "limits", &limits)) {
 		sb->limits.mem_bytes = (uint64_t)get_int(limits, "mem", 0);
 		sb->limits.cpu_millis = (uint32_t)get_int(limits, "cpu_millis", 0);

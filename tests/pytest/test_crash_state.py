@@ -99,26 +99,28 @@ def test_context_run_cut_off_by_a_crash_ends_with_137(mount_factory):
     assert read_text(os.path.join(c, "exit")) == "0\n"
 
 
-def _mark_killing(m, name):
+def _mark(m, name, flag):
     p = os.path.join(str(m.state), "sandboxes", name, "sandbox.json")
     with open(p) as f:
         st = json.load(f)
-    st["killing"] = True
+    st[flag] = True
     with open(p, "w") as f:
         json.dump(st, f)
 
 
 @pytest.mark.deadline(120)
-def test_kill_cut_off_by_a_crash_is_finished_at_the_next_start(mount_factory):
-    """A crash between the record of a kill and its end (simulated: the record is made
-    by hand while the daemon is dead, and on local the agent's socket is already gone as
-    a half-done destroy leaves it): the next start finishes the kill."""
+@pytest.mark.parametrize("flag", ["killing", "creating"])
+def test_kill_cut_off_by_a_crash_is_finished_at_the_next_start(mount_factory, flag):
+    """A crash between the record of a kill and its end, or in the middle of a `new` (that
+    never said ok): simulated, the record is made by hand while the daemon is dead, and on
+    local the agent's socket is already gone as a half-done destroy leaves it. The next
+    start finishes it as a kill: never listed, nothing left."""
     m = mount_factory()
     a, keep = m.new(unique("ck")), m.new(unique("ckeep"))
     sid = a.info()["id"]
     paths = a.state_paths()
     m.kill_daemon()
-    _mark_killing(m, a.name)
+    _mark(m, a.name, flag)
     sock = os.path.join(str(m.state), "sandboxes", a.name, "backend", "agent.sock")
     if m.backend == "local" and os.path.exists(sock):
         os.unlink(sock)

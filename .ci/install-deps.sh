@@ -44,6 +44,17 @@ if [[ "${1:-}" == "--test" ]] &&
   mkdir -p "$MCP_DIR"
   npm install --prefix "$MCP_DIR" --no-audit --no-fund --loglevel=error "$MCP_PKG@$MCP_VER" >/dev/null
 fi
+# promtool (tests/pytest/test_metrics.py checks the metrics file with it) from Debian's
+# prometheus package, taken out of the .deb: installing the package would also pull ~90 MB of
+# web assets and start a Prometheus server on port 9090.
+if [[ "${1:-}" == "--test" ]] && ! command -v promtool >/dev/null; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1 ||
+     { apt-get update -qq && apt-get download prometheus >/dev/null; })
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+  install -m 0755 "$tmp/x/usr/bin/promtool" /usr/local/bin/promtool
+  rm -rf "$tmp"
+fi
 # /dev/fuse must exist (containers sometimes lack the node).
 [[ -e /dev/fuse ]] || { mknod -m 666 /dev/fuse c 10 229 || true; }
 modprobe fuse 2>/dev/null || true

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "../backend/backend.h"
@@ -57,6 +58,8 @@ void ctl_set_gone_hook(struct sbx_ctl *ctl, void (*gone)(const char *name, void 
  * with no lock held, after every new line.
  */
 uint64_t ctl_events_size(struct sbx_ctl *ctl);
+/* The control plane's part of the root `metrics` file (Prometheus text format) into f. */
+void ctl_metrics_write(struct sbx_ctl *ctl, FILE *f);
 size_t ctl_events_read(struct sbx_ctl *ctl, uint64_t off, char *buf, size_t size);
 void ctl_set_events_hook(struct sbx_ctl *ctl, void (*hook)(void *arg), void *arg);
 

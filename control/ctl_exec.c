@@ -500,6 +500,7 @@ static int exec_line(const char *line, size_t len, void *arg)
 		free(text);
 	}
 	errors_add(st->ctl, st->where, line, len, err.msg);
+	metrics_failed_command(st->ctl, ret);
 	st->ret = ret;
 	return ret;
 }
@@ -514,6 +515,7 @@ int ctl_execute(struct sbx_ctl *ctl, struct sandbox *sb, const char *buf, size_t
 
 		sbx_err_set(&err, E2BIG, "command too long (%zu bytes; at most %d per line)", len, CTL_LINE_MAX);
 		errors_add(ctl, where, buf, len, err.msg);
+		metrics_failed_command(ctl, E2BIG);
 		if (asprintf(reply, "error: %s\n", err.msg) < 0)
 			*reply = NULL;
 		return -E2BIG;

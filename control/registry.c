@@ -259,6 +259,7 @@ int sandbox_create(struct sbx_ctl *ctl, const char *name, const char *template_n
 		   struct json_object *meta, struct sbx_err *err)
 {
 	struct sbx_instance *inst;
+	uint64_t t0 = metrics_now_us();
 	struct sandbox *sb;
 	int ret;
 
@@ -297,6 +298,7 @@ int sandbox_create(struct sbx_ctl *ctl, const char *name, const char *template_n
 	if (ret)
 		goto out_rmdir;
 	inst_publish(sb, inst);
+	metrics_created(ctl, true, metrics_now_us() - t0);
 	events_emit(ctl, "created", name, "template=%s", template_name);
 	sandbox_put(sb);
 	return 0;
@@ -304,6 +306,7 @@ int sandbox_create(struct sbx_ctl *ctl, const char *name, const char *template_n
 out_rmdir:
 	sbx_rm_rf(sb->dir);
 out_unregister:
+	metrics_created(ctl, false, 0);
 	events_emit(ctl, "error", name, "create failed: %s", err->msg);
 	pthread_mutex_lock(&sb->lock);
 	sb->dead = true;
@@ -385,6 +388,7 @@ int sandbox_destroy_as(struct sbx_ctl *ctl, struct sandbox *sb, const char *even
 		return ret;
 	}
 	state_dir_remove(ctl, sb->dir, sb->id);
+	metrics_gone(ctl, strcmp(event, "expired") == 0);
 	events_emit(ctl, event, sb->name, "%s", "");
 	return 0;
 }
@@ -627,7 +631,9 @@ int ctl_open(const struct ctl_config *cfg, struct sbx_ctl **out, struct sbx_err 
 		sbx_err_wrap(err, "cannot start the %s backend", ctl->ops->name);
 		goto out_free;
 	}
-	ret = events_open(ctl, err);
+	ret = metrics_open(ctl, err);
+	if (!ret)
+		ret = events_open(ctl, err);
 	if (ret)
 		goto out_fini_backend;
 	attach_all(ctl);
@@ -644,6 +650,7 @@ out_fini:
 	ctl_close_sandboxes(ctl);
 	events_close(ctl);
 out_fini_backend:
+	metrics_close(ctl);
 	ctl->ops->fini(ctl->be);
 out_free:
 	free(ctl->state_root);
@@ -690,6 +697,7 @@ void ctl_close(struct sbx_ctl *ctl)
 	ctl_close_sandboxes(ctl);
 	ctl->ops->fini(ctl->be);
 	events_close(ctl);
+	metrics_close(ctl);
 	for (size_t i = 0; i < 100; i++)
 		free(ctl->errors[i]);
 	free(ctl->sandboxes);

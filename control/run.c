@@ -664,6 +664,9 @@ static int run_one(struct sandbox *sb, struct run_queue *q, struct run_item *it,
 		rec_exec(&r);
 	}
 	rec_notes(&r);
+	metrics_run(sb->ctl, it->lang,
+		    r.fail.code || r.exit_code < 0 ? RUN_ERROR : r.timed_out ? RUN_TIMEOUT : r.exit_code ? RUN_FAILED : RUN_OK,
+		    (sbx_mono_ms() - r.start_mono) * 1000);
 	if (r.exit_code < 0)
 		r.exit_code = 125;  /* could not run: like env(1) and timeout(1) */
 	if (!r.record.code)

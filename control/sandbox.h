@@ -112,6 +112,7 @@ struct sbx_ctl {
 	void *gone_arg;
 
 	struct ctl_events *events;      /* events.c: the root `events` stream; set once */
+	struct ctl_metrics *metrics;    /* metrics.c: counters (atomics); set once */
 };
 
 /* registry.c */
@@ -243,6 +244,20 @@ void events_emit_owned(struct sbx_ctl *ctl, uint32_t owner, const char *event, c
 #define events_emit(ctl, event, name, ...) events_emit_owned((ctl), EV_OWNER_ANY, (event), (name), __VA_ARGS__)
 int events_open(struct sbx_ctl *ctl, struct sbx_err *err);
 void events_close(struct sbx_ctl *ctl);
+
+/* metrics.c: the figures of the root `metrics` file; any thread, no lock. */
+enum run_outcome { RUN_OK, RUN_FAILED, RUN_TIMEOUT, RUN_ERROR };
+#define RUN_OUTCOMES 4
+int metrics_open(struct sbx_ctl *ctl, struct sbx_err *err);
+void metrics_close(struct sbx_ctl *ctl);
+uint64_t metrics_now_us(void);
+/* A create ended: ok, and how long it took (microseconds). */
+void metrics_created(struct sbx_ctl *ctl, bool ok, uint64_t us);
+/* A sandbox was killed, or expired. */
+void metrics_gone(struct sbx_ctl *ctl, bool expired);
+void metrics_run(struct sbx_ctl *ctl, enum run_lang lang, enum run_outcome outcome, uint64_t us);
+/* A ctl command failed with errnum (negative or positive). */
+void metrics_failed_command(struct sbx_ctl *ctl, int errnum);
 
 /* errors log (ctl_exec.c) */
 void errors_add(struct sbx_ctl *ctl, const char *where, const char *cmd, size_t cmd_len,

@@ -164,6 +164,7 @@ extern const struct sfile_ops stream_fops, exit_fops, result_fops;          /* f
 extern const struct sfile_ops run_file_fops, figure_fops;                   /* f_output.c */
 extern const struct sfile_ops wait_fops, watch_fops;                        /* f_block.c */
 extern const struct sfile_ops events_fops;                                  /* f_events.c */
+extern const struct sfile_ops daemon_metrics_fops;                          /* f_metrics.c: root metrics */
 
 /* Helpers the families share (synth_ops.c). */
 /* The default read: the bytes of h->fd if it has one, else of h->data. */

@@ -6,9 +6,13 @@
  */
 #include "fs.h"
 #include "dirtab.h"
+#include "fop.h"
 
 #include <errno.h>
 #include <string.h>
+
+/* Requests by opcode (fop.h), for the root `metrics` file. */
+_Atomic uint64_t fop_count[FOP_COUNT];
 
 /* The one instance of the FUSE layer's state (fs.h); the session's userdata. */
 struct fs fs = {
@@ -60,6 +64,7 @@ static void op_destroy(void *userdata)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	FOP_COUNT_ONE(lookup);
 	struct node *p = NODE(parent);
 
 	DISPATCH(p, lookup, fuse_reply_err(req, ENOTDIR), p, name);
@@ -67,12 +72,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
+	FOP_COUNT_ONE(forget);
 	node_forget(NODE(ino), nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
+	FOP_COUNT_ONE(forget_multi);
 	for (size_t i = 0; i < count; i++)
 		node_forget(NODE(forgets[i].ino), forgets[i].nlookup);
 	fuse_reply_none(req);
@@ -80,6 +87,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(getattr);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, getattr, fuse_reply_err(req, ENOSYS), n, fi);
@@ -88,6 +96,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(setattr);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, setattr, fuse_reply_err(req, EPERM), n, attr, to_set, fi);
@@ -95,6 +104,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
+	FOP_COUNT_ONE(readlink);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, readlink, fuse_reply_err(req, EINVAL), n);
@@ -102,6 +112,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
+	FOP_COUNT_ONE(mknod);
 	struct node *p = NODE(parent);
 
 	DISPATCH(p, mknod, fuse_reply_err(req, EPERM), p, name, mode, rdev);
@@ -109,6 +120,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
+	FOP_COUNT_ONE(mkdir);
 	struct node *p = NODE(parent);
 
 	DISPATCH(p, mkdir, fuse_reply_err(req, EPERM), p, name, mode);
@@ -116,6 +128,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	FOP_COUNT_ONE(unlink);
 	struct node *p = NODE(parent);
 
 	DISPATCH(p, unlink, fuse_reply_err(req, EPERM), p, name);
@@ -123,6 +136,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	FOP_COUNT_ONE(rmdir);
 	struct node *p = NODE(parent);
 
 	DISPATCH(p, rmdir, fuse_reply_err(req, EPERM), p, name);
@@ -130,6 +144,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
+	FOP_COUNT_ONE(symlink);
 	struct node *p = NODE(parent);
 
 	DISPATCH(p, symlink, fuse_reply_err(req, EPERM), link, p, name);
@@ -138,6 +153,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
+	FOP_COUNT_ONE(rename);
 	struct node *p = NODE(parent), *np = NODE(newparent);
 
 	if (p->ops != np->ops)
@@ -148,6 +164,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
+	FOP_COUNT_ONE(link);
 	struct node *n = NODE(ino), *np = NODE(newparent);
 
 	if (n->ops != np->ops)
@@ -158,6 +175,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(open);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, open, fuse_reply_err(req, EACCES), n, fi);
@@ -166,6 +184,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(create);
 	struct node *p = NODE(parent);
 
 	DISPATCH(p, create, fuse_reply_err(req, EACCES), p, name, mode, fi);
@@ -173,6 +192,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(read);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, read, fuse_reply_err(req, EBADF), n, size, off, fi);
@@ -181,6 +201,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
 			 struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(write_buf);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, write_buf, fuse_reply_err(req, EBADF), n, in, off, fi);
@@ -188,6 +209,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(flush);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, flush, fuse_reply_err(req, 0), n, fi);
@@ -195,6 +217,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(release);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, release, fuse_reply_err(req, 0), n, fi);
@@ -202,6 +225,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(fsync);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, fsync, fuse_reply_err(req, 0), n, datasync, fi);
@@ -217,6 +241,7 @@ static void opendir_default(fuse_req_t req, struct fuse_file_info *fi)
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(opendir);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, opendir, opendir_default(req, fi), n, fi);
@@ -224,6 +249,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(readdir);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, readdir, fuse_reply_err(req, ENOTDIR), n, size, off, fi, false);
@@ -232,6 +258,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(readdirplus);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, readdir, fuse_reply_err(req, ENOTDIR), n, size, off, fi, true);
@@ -239,6 +266,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(releasedir);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, releasedir, fuse_reply_err(req, 0), n, fi);
@@ -256,6 +284,7 @@ static void statfs_default(fuse_req_t req)
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	FOP_COUNT_ONE(statfs);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, statfs, statfs_default(req), n);
@@ -264,6 +293,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 			 struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(fallocate);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, fallocate, fuse_reply_err(req, EOPNOTSUPP), n, mode, offset, length, fi);
@@ -271,6 +301,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
+	FOP_COUNT_ONE(lseek);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, lseek, fuse_reply_err(req, ENOSYS), n, off, whence, fi);
@@ -280,6 +311,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			       struct fuse_file_info *fi_out, size_t len, int flags)
 {
+	FOP_COUNT_ONE(copy_file_range);
 	struct node *in = NODE(ino_in), *out = NODE(ino_out);
 
 	if (in->ops != out->ops)
@@ -292,6 +324,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
+	FOP_COUNT_ONE(setxattr);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, setxattr, fuse_reply_err(req, ENOTSUP), n, name, value, size, flags);
@@ -299,6 +332,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	FOP_COUNT_ONE(getxattr);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, getxattr, fuse_reply_err(req, ENODATA), n, name, size);
@@ -315,6 +349,7 @@ static void listxattr_default(fuse_req_t req, size_t size)
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	FOP_COUNT_ONE(listxattr);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, listxattr, listxattr_default(req, size), n, size);
@@ -322,6 +357,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	FOP_COUNT_ONE(removexattr);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, removexattr, fuse_reply_err(req, ENOTSUP), n, name);
@@ -329,6 +365,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)
 {
+	FOP_COUNT_ONE(getlk);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, getlk, fuse_reply_err(req, ENOLCK), n, fi, lock);
@@ -337,6 +374,7 @@ static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
 		     int sleep)
 {
+	FOP_COUNT_ONE(setlk);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, setlk, fuse_reply_err(req, ENOLCK), n, fi, lock, sleep);
@@ -344,6 +382,7 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 
 static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
 {
+	FOP_COUNT_ONE(flock);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, flock, fuse_reply_err(req, ENOLCK), n, fi, op);
@@ -351,6 +390,7 @@ static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 
 static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
 {
+	FOP_COUNT_ONE(poll);
 	struct node *n = NODE(ino);
 
 	DISPATCH(n, poll, fuse_reply_err(req, ENOSYS), n, fi, ph);

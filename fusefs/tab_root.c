@@ -129,6 +129,7 @@ static const struct dirtab root_tab[] = {
 	{ "ctl", M_RW, TTL_FIXED, TTL_FIXED, .fops = &ctl_fops },
 	{ "errors", M_RO, TTL_FIXED, TTL_FIXED, .fops = &errors_fops },
 	{ "events", M_RO, TTL_FIXED, TTL_LIVE, .fops = &events_fops },
+	{ "metrics", M_RO, TTL_FIXED, TTL_LIVE, .fops = &daemon_metrics_fops },
 	{ "templates", M_DIR, TTL_FIXED, TTL_FIXED, .dir = &templates_sdir },
 	{ "test-table", M_RO, TTL_LIVE, TTL_LIVE, .fops = &readme_fops, .present = test_row_present },
 };

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ROOT_ENTRIES = {"README", "ctl", "templates", "errors", "events"}
+ROOT_ENTRIES = {"README", "ctl", "templates", "errors", "events", "metrics"}
 MOUNT_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 

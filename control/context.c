@@ -152,7 +152,7 @@ int ctx_destroy(struct sandbox *sb, const char *name, struct sbx_err *err)
 	items = c->runs.head;
 	c->runs.head = c->runs.tail = NULL;
 	if (write(c->abort_fd, &one, sizeof(one)) < 0)
-		fprintf(stderr, "sbxfs: warning: cannot stop the run of context '%s': %m\n", name);
+		sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot stop the run of context '%s'", name);
 	while (c->runs.running)
 		pthread_cond_wait(&sb->idle_cond, &sb->lock);
 	idle = c->runs.idle_waiters;
@@ -181,7 +181,8 @@ void ctx_load_all(struct sandbox *sb)
 	d = opendir(path);
 	if (!d) {
 		if (errno != ENOENT)
-			fprintf(stderr, "sbxfs: warning: cannot read '%s': %m; its contexts are not listed\n", path);
+			sbx_log(SBX_LOG_WARNING, NULL, 0,
+				"cannot read '%s': %s; its contexts are not listed", path, sbx_errstr(errno));
 		return;
 	}
 	while ((de = readdir(d))) {
@@ -192,8 +193,10 @@ void ctx_load_all(struct sandbox *sb)
 			continue;
 		c = ctx_alloc(sb, de->d_name);
 		if (!c) {
-			fprintf(stderr, "sbxfs: warning: out of resources loading context '%s' of '%s'; it and "
-				"the contexts after it are not listed\n", de->d_name, sb->name);
+			sbx_log(SBX_LOG_WARNING, NULL, 0,
+				"out of resources loading context '%s' of '%s'; "
+				"it and the contexts after it are not listed",
+				de->d_name, sb->name);
 			break;
 		}
 		interp_find_lost(c);

@@ -49,6 +49,8 @@ void errors_add(struct sbx_ctl *ctl, const char *where, const char *cmd, size_t 
 	while (cmd_len && (cmd[cmd_len - 1] == '\n' || cmd[cmd_len - 1] == '\r'))
 		cmd_len--;
 	quote_bytes(echo, sizeof(echo), cmd, cmd_len);
+	/* An operator sees failed commands in the log too (the errno's words end the reason). */
+	sbx_log(SBX_LOG_WARNING, NULL, 0, "%s: %s: %s", where, echo, reason);
 	if (asprintf(&line, "%s %s: %s: %s\n", stamp, where, echo, reason) < 0)
 		return;
 	pthread_mutex_lock(&ctl->lock);

@@ -66,7 +66,7 @@ static void note(struct spool *s, const char *fmt, ...)
 	n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (n > 0 && s->out >= 0 && write(s->out, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
-		fprintf(stderr, "sbxfs: warning: cannot write a note to a run's stderr: %m\n");
+		sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot write a note to a run's stderr");
 }
 
 /* ---- what the frames carry: the sinks ---- */
@@ -106,7 +106,7 @@ static bool item_begin(void *arg, size_t idx, uint64_t len)
 		snprintf(r->item_path, sizeof(r->item_path), "%s/result", r->dir);
 	r->item_fd = open(r->item_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (r->item_fd < 0) {
-		fprintf(stderr, "sbxfs: warning: cannot create '%s': %m\n", r->item_path);
+		sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot create '%s'", r->item_path);
 		return false;
 	}
 	r->used += need;
@@ -121,7 +121,7 @@ static void item_write(struct ctx_run *r, const char *buf, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
-			fprintf(stderr, "sbxfs: warning: cannot write '%s': %m\n", r->item_path);
+			sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot write '%s'", r->item_path);
 			close(r->item_fd);
 			unlink(r->item_path);
 			r->item_fd = -1;

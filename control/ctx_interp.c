@@ -72,7 +72,7 @@ void interp_stop(struct sandbox *sb, struct context *c, enum run_lang lang, stru
 	interp_end(sb, &c->interp[lang], true, how);
 	live_path(c, lang, path, sizeof(path));
 	if (unlink(path) < 0 && errno != ENOENT)
-		fprintf(stderr, "sbxfs: warning: cannot remove '%s': %m\n", path);
+		sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot remove '%s'", path);
 }
 
 void ctx_kill_interps(struct sandbox *sb, struct context *c)
@@ -185,7 +185,7 @@ static void note_live(struct context *c, enum run_lang lang)
 	live_path(c, lang, path, sizeof(path));
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
-		fprintf(stderr, "sbxfs: warning: cannot create '%s': %m\n", path);
+		sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot create '%s'", path);
 	else
 		close(fd);
 }

@@ -345,7 +345,7 @@ static void record_kill(struct sandbox *sb)
 	struct sbx_err err = { 0 };
 
 	if (state_save(sb, &err))
-		fprintf(stderr, "sbxfs: warning: the kill of '%s' goes on unrecorded: %s\n", sb->name,
+		sbx_log(SBX_LOG_WARNING, NULL, 0, "the kill of '%s' goes on unrecorded: %s", sb->name,
 			err.msg);
 }
 
@@ -491,8 +491,8 @@ static void *reaper_main(void *arg)
 
 			pthread_mutex_unlock(&ctl->lock);
 			if (sandbox_destroy_as(ctl, victim, "expired", &err))
-				fprintf(stderr, "sbxfs: warning: ttl kill of '%s' failed: %s\n", victim->name,
-					err.msg);
+				sbx_log(SBX_LOG_WARNING, NULL, 0, "ttl kill of '%s' failed: %s",
+					victim->name, err.msg);
 			sandbox_put(victim);
 			pthread_mutex_lock(&ctl->lock);
 			continue;
@@ -530,8 +530,8 @@ static void finish_kill(struct sbx_ctl *ctl, struct sandbox *sb, const struct sb
 			return;
 		}
 	}
-	fprintf(stderr, "sbxfs: warning: cannot finish the kill of sandbox '%s' (tried again at the next start): %s\n",
-		sb->name, err.msg);
+	sbx_log(SBX_LOG_WARNING, NULL, 0,
+		"cannot finish the kill of sandbox '%s' (tried again at the next start): %s", sb->name, err.msg);
 }
 
 static void attach_one(struct sbx_ctl *ctl, const char *name)
@@ -542,7 +542,7 @@ static void attach_one(struct sbx_ctl *ctl, const char *name)
 	struct sandbox *sb;
 
 	if (state_load(ctl, name, &sb, &err)) {
-		fprintf(stderr, "sbxfs: warning: skipping sandbox '%s': %s\n", name, err.msg);
+		sbx_log(SBX_LOG_WARNING, NULL, 0, "skipping sandbox '%s': %s", name, err.msg);
 		return;
 	}
 	sandbox_spec(sb, &spec, state_dir, sizeof(state_dir));
@@ -553,12 +553,12 @@ static void attach_one(struct sbx_ctl *ctl, const char *name)
 		return;
 	}
 	if (ctl->ops->attach(ctl->be, &spec, &sb->inst, &err)) {
-		fprintf(stderr, "sbxfs: warning: cannot re-attach sandbox '%s': %s\n", sb->name, err.msg);
+		sbx_log(SBX_LOG_WARNING, NULL, 0, "cannot re-attach sandbox '%s': %s", sb->name, err.msg);
 		sb->inst = NULL;
 	}
 	run_load_history(sb);
 	if (registry_add(ctl, sb, &err)) {
-		fprintf(stderr, "sbxfs: warning: %s\n", err.msg);
+		sbx_log(SBX_LOG_WARNING, NULL, 0, "%s", err.msg);
 		if (sb->inst)
 			ctl->ops->release(sb->inst);
 		sb->inst = NULL;

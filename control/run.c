@@ -135,7 +135,7 @@ static void *proc_wait_main(void *arg)
 
 	w->ret = w->sb->ctl->ops->wait_proc(w->proc, &w->exit, &err);
 	if (write(w->efd, &one, sizeof(one)) < 0)
-		fprintf(stderr, "sbxfs: error: cannot wake the run worker: %m\n");
+		sbx_log(SBX_LOG_ERROR, NULL, errno, "cannot wake the run worker");
 	return NULL;
 }
 
@@ -908,7 +908,7 @@ void run_abort_all(struct sandbox *sb)
 	for (struct context *c = sb->contexts; c; c = c->next) {
 		queue_take(&c->runs, &items, &idle);
 		if (c->abort_fd >= 0 && write(c->abort_fd, &one, sizeof(one)) < 0)
-			fprintf(stderr, "sbxfs: warning: cannot stop a context run: %m\n");
+			sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot stop a context run");
 	}
 	pthread_mutex_unlock(&sb->lock);
 	run_fail_items(items, idle);
@@ -1133,7 +1133,7 @@ static void run_end_interrupted(const char *dir, uint64_t n)
 	snprintf(path, sizeof(path), "%s/stderr", dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0 || write(fd, line, sizeof(line) - 1) != (ssize_t)(sizeof(line) - 1))
-		fprintf(stderr, "sbxfs: warning: cannot note the end of run '%s': %m\n", dir);
+		sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot note the end of run '%s'", dir);
 	if (fd >= 0)
 		close(fd);
 	len = snprintf(text, sizeof(text),
@@ -1142,11 +1142,11 @@ static void run_end_interrupted(const char *dir, uint64_t n)
 		       (unsigned long long)n, RUN_EXIT_INTERRUPTED);
 	snprintf(path, sizeof(path), "%s/info", dir);
 	if (sbx_write_file(path, text, (size_t)len, 0600, &err))
-		fprintf(stderr, "sbxfs: warning: %s\n", err.msg);
+		sbx_log(SBX_LOG_WARNING, NULL, 0, "%s", err.msg);
 	len = snprintf(text, sizeof(text), "%d\n", RUN_EXIT_INTERRUPTED);
 	snprintf(path, sizeof(path), "%s/exit", dir);
 	if (sbx_write_file(path, text, (size_t)len, 0600, &err))
-		fprintf(stderr, "sbxfs: warning: %s\n", err.msg);
+		sbx_log(SBX_LOG_WARNING, NULL, 0, "%s", err.msg);
 }
 
 /* Loads a queue's history (the sandbox's or a context's) and ends runs a crash cut off. */
@@ -1160,7 +1160,7 @@ static void queue_load(struct run_queue *q, const char *base)
 	snprintf(path, sizeof(path), "%s/runs", base);
 	v = scan_runs(path, &n);
 	if (!v)
-		fprintf(stderr, "sbxfs: warning: cannot read the history in '%s': %m\n", path);
+		sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot read the history in '%s'", path);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/runs/%llu/exit", base, (unsigned long long)v[i]);
 		if (stat(path, &st) < 0 && errno == ENOENT) {

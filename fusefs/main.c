@@ -11,6 +11,7 @@
 #include "dirtab.h"
 #include "scratch.h"
 #include "../control/ctl_parse.h"
+#include "../backend/log.h"
 #include "../backend/util.h"
 
 #include <errno.h>
@@ -31,6 +32,7 @@ struct options {
 	char *backend, *state, *ttl, *timeout, *mem, *cpus, *pids, *disk, *history, *output_max;
 	char *docker_host;
 	char *scratch_ttl;   /* hidden, for tests: seconds a scratch file left alone lives (default 60) */
+	char *log, *log_level;
 	int help, version;
 };
 
@@ -40,7 +42,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("timeout=%s", timeout),   OPT("mem=%s", mem),       OPT("cpus=%s", cpus),
 	OPT("pids=%s", pids),         OPT("disk=%s", disk),     OPT("history=%s", history),
 	OPT("output_max=%s", output_max), OPT("docker_host=%s", docker_host),
-	OPT("scratch_ttl=%s", scratch_ttl),
+	OPT("scratch_ttl=%s", scratch_ttl), OPT("log=%s", log),      OPT("log_level=%s", log_level),
 	OPT("-h", help),              OPT("--help", help),      OPT("-V", version),
 	OPT("--version", version),    FUSE_OPT_END
 };
@@ -62,6 +64,8 @@ static void usage(const char *prog)
 	       "    -o output_max=SIZE       cap on stdout and on stderr of one run (default: 64M)\n"
 	       "    -o docker_host=URL       docker engine: unix:///path or tcp://host:port\n"
 	       "                             (default: $DOCKER_HOST or unix:///var/run/docker.sock)\n"
+	       "    -o log=syslog|stderr|FILE where warnings and errors go (default: syslog, stderr with -f)\n"
+	       "    -o log_level=LEVEL       error, warn, info or debug (default: warn)\n"
 	       "\n", prog);
 }
 
@@ -241,7 +245,8 @@ static void startup_free(struct startup *s)
 {
 	char **opts[] = { &s->o.backend, &s->o.state, &s->o.ttl, &s->o.timeout, &s->o.mem, &s->o.cpus,
 			  &s->o.pids, &s->o.disk, &s->o.history, &s->o.output_max, &s->o.docker_host,
-			  &s->o.scratch_ttl, &s->state, &s->helper, &s->mnt_abs, &s->source, &s->cmd.mountpoint };
+			  &s->o.scratch_ttl, &s->o.log, &s->o.log_level, &s->state, &s->helper, &s->mnt_abs,
+			  &s->source, &s->cmd.mountpoint };
 
 	fuse_opt_free_args(&s->args);
 	free((char *)s->cfg.state_root);
@@ -309,7 +314,8 @@ static int startup_parse(struct startup *s, const char *prog, int *code)
 		fprintf(stderr, "sbxfs: no mount point given (see sbxfs --help)\n");
 		return -1;
 	}
-	if (parse_options(&s->o, &s->cfg, &err) || parse_fs_options(&s->o, &err)) {
+	if (parse_options(&s->o, &s->cfg, &err) || parse_fs_options(&s->o, &err) ||
+	    sbx_log_setup(s->o.log ? s->o.log : s->cmd.foreground ? "stderr" : "syslog", s->o.log_level, &err)) {
 		fprintf(stderr, "sbxfs: %s\n", err.msg);
 		return -1;
 	}
@@ -404,5 +410,6 @@ int main(int argc, char *argv[])
 	daemon_ready(notify_fd, 1);
 out:
 	startup_free(&s);
+	sbx_log_close();
 	return code;
 }

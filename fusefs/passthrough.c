@@ -18,6 +18,7 @@
  * when watch.c sees every change made inside (watch_caching).
  */
 #include "fs.h"
+#include "../backend/log.h"
 #include "pt.h"
 
 #include <errno.h>
@@ -280,14 +281,14 @@ static void give_away(struct node *parent, int fd, mode_t mode, const char *name
 	if (pt_stat(fd, &st))
 		return;
 	if (fchownat(fd, "", parent->sb_uid, parent->sb_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
-		fprintf(stderr, "sbxfs: warning: cannot give '%s' to the sandbox user: %m\n", name);
+		sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot give '%s' to the sandbox user", name);
 	if (S_ISLNK(st.st_mode))
 		return;
 	/* a directory made in a set-group-id directory inherits the bit, as it does natively */
 	mode = (mode & 07777) | (S_ISDIR(st.st_mode) ? st.st_mode & S_ISGID : 0);
 	pt_proc_path(path, sizeof(path), fd);
 	if (chmod(path, mode))
-		fprintf(stderr, "sbxfs: warning: cannot set the mode of '%s': %m\n", name);
+		sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot set the mode of '%s'", name);
 }
 
 /* After mknod/mkdir/symlink of name in parent (pfd held) answered ret (0 or errno). */

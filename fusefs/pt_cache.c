@@ -15,6 +15,7 @@
  * An fd in use by an operation is never closed under it (fd_users).
  */
 #include "fs.h"
+#include "../backend/log.h"
 #include "pt.h"
 
 #include <errno.h>
@@ -44,7 +45,7 @@ void pt_init(void)
 		if (rl.rlim_cur < rl.rlim_max) {
 			rl.rlim_cur = rl.rlim_max;
 			if (setrlimit(RLIMIT_NOFILE, &rl))
-				fprintf(stderr, "sbxfs: warning: cannot raise the descriptor limit: %m\n");
+				sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot raise the descriptor limit");
 		}
 		getrlimit(RLIMIT_NOFILE, &rl);
 		cur = rl.rlim_cur;

@@ -1,5 +1,6 @@
 /* pt_io.c - files/: the data of files (open, create, read, write, ...) and directory listings. */
 #include "fs.h"
+#include "../backend/log.h"
 #include "pt.h"
 
 #include <dirent.h>
@@ -54,9 +55,9 @@ static int create_at(struct node *parent, int pfd, const char *name, mode_t mode
 		return -errno;
 	/* chown first (it clears set-id bits), then the mode asked, past the daemon's umask */
 	if (fchown(fd, parent->sb_uid, parent->sb_gid))
-		fprintf(stderr, "sbxfs: warning: cannot give '%s' to the sandbox user: %m\n", name);
+		sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot give '%s' to the sandbox user", name);
 	if (fchmod(fd, mode & 07777))
-		fprintf(stderr, "sbxfs: warning: cannot set the mode of '%s': %m\n", name);
+		sbx_log(SBX_LOG_WARNING, NULL, errno, "cannot set the mode of '%s'", name);
 	return fd;
 }
 

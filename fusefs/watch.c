@@ -20,6 +20,7 @@
  * sandboxes that died, once a second.
  */
 #include "fs.h"
+#include "../backend/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -101,7 +102,7 @@ static void watch_setup(struct wsb *w)
 	int r = sandbox_watch_start(w->sb, on_change, w, &complete, &err);
 
 	if (r && r != -ENOTSUP && r != -ENOENT)
-		fprintf(stderr, "sbxfs: warning: cannot watch sandbox '%s': %s; files/ is not cached\n",
+		sbx_log(SBX_LOG_WARNING, NULL, 0, "cannot watch sandbox '%s': %s; files/ is not cached",
 			sandbox_name(w->sb), err.msg);
 	w->active = r == 0;
 	w->ok = r == 0 && complete;

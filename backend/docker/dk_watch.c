@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "../fanwatch.h"
+#include "../log.h"
 #include "dk.h"
 
 #ifndef AT_HANDLE_FID
@@ -453,7 +454,7 @@ void dk_watch_restart(struct sbx_instance *inst)
 	dir_clear(w);
 	free(w);
 	if (dk_watch_start(inst, fn, arg, &complete, &err))
-		fprintf(stderr, "sbxfs: warning: %s; `watch` of it stays empty\n", err.msg);
+		sbx_log(SBX_LOG_WARNING, NULL, 0, "%s; `watch` of it stays empty", err.msg);
 }
 
 void dk_watch_fini(void)

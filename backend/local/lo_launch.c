@@ -1,5 +1,6 @@
 /* lo_launch.c - bubblewrap and the agent of a local sandbox (see lo_launch.h). */
 #include "lo_launch.h"
+#include "../log.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -321,7 +322,7 @@ static int fds_open(const struct lo_launch *l, char *const bw_argv[], char *cons
 	}
 	/* A log that only grows is cut back when it gets large. */
 	if (stat(l->log, &sb) == 0 && sb.st_size > (1 << 20) && truncate(l->log, 0) < 0)
-		fprintf(stderr, "sbxfs: warning: cannot cut back '%s': %s\n", l->log, sbx_errstr(errno));
+		sbx_log(SBX_LOG_WARNING, NULL, 0, "cannot cut back '%s': %s", l->log, sbx_errstr(errno));
 	f->src[FD_LOG1] = open(l->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (f->src[FD_LOG1] < 0)
 		return sbx_err_sys(err, errno, "opening '%s'", l->log);

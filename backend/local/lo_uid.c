@@ -1,5 +1,6 @@
 /* lo_uid.c - host-wide allocation of sandbox id blocks (see lo_uid.h). */
 #include "lo_uid.h"
+#include "../log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -153,7 +154,7 @@ void lo_uid_release(const char *state_dir, uint32_t base)
 		return;
 	dfd = open_locked_dir(&err);
 	if (dfd < 0) {
-		fprintf(stderr, "sbxfs: warning: cannot free uid range %u: %s (%s)\n", base, err.msg,
+		sbx_log(SBX_LOG_WARNING, NULL, 0, "cannot free uid range %u: %s (%s)", base, err.msg,
 			sbx_errstr(err.code));
 		return;
 	}
@@ -162,7 +163,8 @@ void lo_uid_release(const char *state_dir, uint32_t base)
 	if (n >= 0) {
 		target[n] = '\0';
 		if (!strcmp(target, state_dir) && unlinkat(dfd, name, 0) < 0)
-			fprintf(stderr, "sbxfs: warning: cannot free uid range %u: %s\n", base, sbx_errstr(errno));
+			sbx_log(SBX_LOG_WARNING, NULL, 0, "cannot free uid range %u: %s", base,
+				sbx_errstr(errno));
 	}
 	close(dfd);
 }

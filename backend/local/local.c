@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../backend.h"
+#include "../log.h"
 #include "../util.h"
 #include "agent_client.h"
 #include "lo_cgroup.h"
@@ -97,7 +98,7 @@ struct sbx_proc {
 /* Reports an error that does not fail the operation: one line, the sandbox, what, the errno in words. */
 static void lo_warn(const struct sbx_instance *in, const char *what, const struct sbx_err *e)
 {
-	fprintf(stderr, "sbxfs: warning: sandbox '%s': %s: %s (%s)\n", in->name, what, e->msg[0] ? e->msg : "failed",
+	sbx_log(SBX_LOG_WARNING, in->name, 0, "%s: %s (%s)", what, e->msg[0] ? e->msg : "failed",
 		sbx_errstr(e->code));
 }
 
@@ -397,7 +398,7 @@ static int lo_init(const struct sbx_backend_opts *opts, struct sbx_backend **out
 	}
 	/* Build the template now so the first create is as fast as the others; create retries on failure. */
 	if (lo_template_ensure(&be->tmpl_lock, be->state_root, "default", rootfs, sizeof(rootfs), &tmp) < 0)
-		fprintf(stderr, "sbxfs: warning: local backend: %s (%s)\n", tmp.msg, sbx_errstr(tmp.code));
+		sbx_log(SBX_LOG_WARNING, NULL, 0, "local backend: %s (%s)", tmp.msg, sbx_errstr(tmp.code));
 	be->tinfo.name = "default";
 	be->tinfo.description =
 		"Debian userland of the host: Python 3, Node.js and Bash (the host's /usr, read-only)\n"
@@ -835,10 +836,12 @@ static void lo_proc_stuck(void *arg)
 	same = in->agent_start == p->agent_start;
 	pthread_mutex_unlock(&in->lock);
 	if (same && !in->gone && lo_cg_is_frozen(&in->cg) != 1) {
-		fprintf(stderr, "sbxfs: warning: sandbox '%s': the agent did not end a run within %d ms; "
-			"ending every process of the sandbox and starting it again\n", in->name, LO_KILL_GRACE_MS);
+		sbx_log(SBX_LOG_WARNING, in->name, 0,
+			"the agent did not end a run within %d ms; "
+			"ending every process of the sandbox and starting it again",
+			LO_KILL_GRACE_MS);
 		if (restart_locked(in, &err) < 0)
-			fprintf(stderr, "sbxfs: warning: sandbox '%s': %s (%s)\n", in->name, err.msg, sbx_errstr(err.code));
+			sbx_log(SBX_LOG_WARNING, in->name, 0, "%s (%s)", err.msg, sbx_errstr(err.code));
 	}
 	pthread_mutex_unlock(&in->start_lock);
 }

@@ -248,7 +248,7 @@ static int create_recorded(struct sbx_ctl *ctl, struct sandbox *sb, struct sbx_i
 	pthread_mutex_unlock(&sb->lock);
 	ret = state_save(sb, err);
 	if (ret && ctl->ops->destroy(*inst, &derr))
-		fprintf(stderr, "sbxfs: warning: cannot undo the half-made sandbox '%s': %s\n", sb->name,
+		sbx_log(SBX_LOG_WARNING, NULL, 0, "cannot undo the half-made sandbox '%s': %s", sb->name,
 			derr.msg);
 	return ret;
 }

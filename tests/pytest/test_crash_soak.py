@@ -540,6 +540,10 @@ def check_history(soak, box, bad):
         for n in ns:
             out = read_or(os.path.join(rdir, str(n), "stdout"), "")
             ex = read_or(os.path.join(rdir, str(n), "exit"))
+            deadline = time.monotonic() + 5  # what a start finishes may take a moment
+            while ex is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+                ex = read_or(os.path.join(rdir, str(n), "exit"))
             if ex is None:
                 bad("%s: %sruns/%d has no exit after the remount (a run the crash cut off "
                     "never ends)" % (box.name, where, n))

@@ -93,6 +93,7 @@ int sbx_log_enabled(int level)
 }
 
 /* "sandbox 'NAME': MESSAGE: ERRNO WORDS" into out. */
+__attribute__((format(printf, 5, 0)))
 static void log_body(char *out, size_t size, const char *sb_name, int errnum, const char *fmt, va_list ap)
 {
 	size_t used = 0;

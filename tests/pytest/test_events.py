@@ -207,3 +207,31 @@ def test_100_blocked_readers_do_not_slow_create(mount):
         assert time.monotonic() - t0 < 5
     for out in outs:
         assert " created %s " % name in out and " killed %s" % name in out, out[-300:]
+
+
+def test_poll_says_when_a_line_comes(mount):
+    """An event loop polls `events`: not readable at the end, readable when a line comes."""
+    import select
+    fd = os.open(mount.path("events"), os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        while True:
+            try:
+                if not os.read(fd, 1 << 16):
+                    break
+            except BlockingIOError:
+                break
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        assert p.poll(0) == [], "readable at the end of events"
+        name = unique("ev")
+        threading.Timer(0.5, lambda: mount.new(name)).start()
+        t0 = time.monotonic()
+        got = p.poll(10000)
+        assert got and got[0][1] & select.POLLIN, got
+        assert time.monotonic() - t0 < 5
+        assert " created %s " % name in os.read(fd, 4096).decode()
+        assert p.poll(0) == []
+    finally:
+        os.close(fd)
+    time.sleep(0.3)
+    mount.ctl("kill " + name)

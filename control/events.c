@@ -194,6 +194,9 @@ void events_emit_owned(struct sbx_ctl *ctl, uint32_t owner, const char *event, c
 	hook = ev->hook;
 	hook_arg = ev->hook_arg;
 	pthread_mutex_unlock(&ev->lock);
+	/* -o log_level=info puts the lifecycle in the journal too. */
+	sbx_log(strcmp(event, "error") == 0 ? SBX_LOG_WARNING : SBX_LOG_INFO, name, 0, "%s%s%s", event,
+		safe[0] ? " " : "", safe);
 	if (hook)
 		hook(hook_arg);
 }

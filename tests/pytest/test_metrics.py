@@ -118,6 +118,12 @@ def test_a_failed_command_is_in_the_log_file(mount_factory, tmp_path):
     assert len(line) == 1, text
     assert re.match(r"^\d{4}-\d\d-\d\dT\S+Z sbxfs: warning: /ctl: .*new %s template=no-such-template.*: "
                     r"no template 'no-such-template'" % name, line[0]), line[0]
+    # log_level=info: the lifecycle too.
+    b = m.new(unique("mt"))
+    assert m.ctl("kill " + b.name).ok
+    text = log.read_text()
+    assert re.search(r"sbxfs: info: sandbox '%s': created template=default\n" % b.name, text), text
+    assert re.search(r"sbxfs: info: sandbox '%s': killed\n" % b.name, text), text
     # With a log file, the daemon's stderr stays quiet.
     assert name not in m.log()
 

@@ -376,6 +376,37 @@ static int read_int(int fd, int *v)
 }
 
 /* Follows the grandchild's reports until its exec (the pipe closes) or a failure. */
+/* What the launch child was doing when it reported a failure with this tag. */
+static const char *stage_words(int tag)
+{
+	switch (tag) {
+	case ST_CGROUP:
+		return "joining the sandbox's cgroups";
+	case ST_IDS:
+		return "taking the sandbox's ids";
+	case ST_MOUNT:
+		return "preparing the mounts for bwrap";
+	case ST_DISK:
+		return "mounting the sandbox's disk";
+	case ST_ROOT:
+		return "mounting the sandbox's root";
+	default:
+		return "starting bwrap";
+	}
+}
+
+/* bwrap made its user namespace: map the ids, then let it go on. */
+static int release_userns(pid_t pid, uint32_t uid_base, int *go_w, struct sbx_err *err)
+{
+	if (write_maps(pid, uid_base, err) < 0)
+		return -err->code;
+	if (write(*go_w, "g", 1) != 1)
+		return sbx_err_sys(err, errno, "starting bwrap");
+	close(*go_w);
+	*go_w = -1;
+	return 0;
+}
+
 static int follow(int statr, int *go_w, uint32_t uid_base, pid_t *bw, struct sbx_err *err)
 {
 	int pid32 = 0, tag, e;
@@ -390,23 +421,14 @@ static int follow(int statr, int *go_w, uint32_t uid_base, pid_t *bw, struct sbx
 			return 0; /* exec'd: the close-on-exec pipe closed */
 		if (r < 0)
 			return sbx_err_sys(err, ECHILD, "starting bwrap");
-		if (tag == ST_USERNS && uid_base) {
-			if (write_maps(pid32, uid_base, err) < 0)
-				return -err->code;
-			if (write(*go_w, "g", 1) != 1)
-				return sbx_err_sys(err, errno, "starting bwrap");
-			close(*go_w);
-			*go_w = -1;
-			continue;
-		}
-		if (read_int(statr, &e) != 1)
-			e = ECHILD;
-		return sbx_err_sys(err, e, "%s", tag == ST_CGROUP ? "joining the sandbox's cgroups" :
-						tag == ST_IDS ? "taking the sandbox's ids" :
-						tag == ST_MOUNT ? "preparing the mounts for bwrap" :
-						tag == ST_DISK ? "mounting the sandbox's disk" :
-						tag == ST_ROOT ? "mounting the sandbox's root" : "starting bwrap");
+		if (tag != ST_USERNS || !uid_base)
+			break;
+		if ((r = release_userns(pid32, uid_base, go_w, err)) < 0)
+			return r;
 	}
+	if (read_int(statr, &e) != 1)
+		e = ECHILD;
+	return sbx_err_sys(err, e, "%s", stage_words(tag));
 }
 
 int lo_launch(const struct lo_launch *l, pid_t *bwrap_pid, struct sbx_err *err)

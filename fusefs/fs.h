@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "../control/control.h"
@@ -36,9 +37,13 @@ struct handle {
 
 /* What notify.c keeps: the queue of files to create through the mount. */
 struct notify_state {
-	pthread_mutex_t lock;      /* guards head, tail, stop; a leaf */
-	pthread_cond_t cond;       /* signalled when a note is queued or stop is set */
+	pthread_mutex_t lock;      /* guards head, tail, gone, gone_done, stop; a leaf */
+	pthread_cond_t cond;       /* signalled when a note is queued, root_busy falls to 0, or stop is set */
+	pthread_cond_t done;       /* broadcast when gone_done grows or stop is set */
 	struct note *head, *tail;
+	struct note *gone, *gone_tail; /* root invalidations, held while root_busy is not 0 */
+	uint64_t gone_queued, gone_done; /* gone notes queued and taken so far (their order) */
+	_Atomic int root_busy;     /* requests on the root directory being handled (ops.c) */
 	bool stop;
 	bool running;
 	pthread_t thread;
@@ -164,6 +169,13 @@ void notify_gone(const char *name, void *arg);
 void notify_events(void *arg);
 /* Set around an rmdir of NAME: its invalidation then goes through the notifier thread. */
 void notify_defer_gone(bool on);
+/*
+ * Around every request on the root directory (ops.c): the kernel holds the
+ * root's lock until it is answered, so the notifier keeps the root's
+ * invalidations until no such request is in hand.
+ */
+void notify_root_enter(void);
+void notify_root_leave(void);
 /* Whether the request comes from the notifier thread itself. */
 bool notify_is_self(fuse_req_t req);
 

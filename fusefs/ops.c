@@ -18,7 +18,8 @@ _Atomic uint64_t fop_count[FOP_COUNT];
 struct fs fs = {
 	.handles_lock = PTHREAD_MUTEX_INITIALIZER,
 	.pending_lock = PTHREAD_MUTEX_INITIALIZER,
-	.notify = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER },
+	.notify = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+		    .done = PTHREAD_COND_INITIALIZER },
 	.scratch = { .lock = PTHREAD_MUTEX_INITIALIZER, .ttl_ms = 60000 },
 };
 
@@ -62,12 +63,33 @@ static void op_destroy(void *userdata)
 			dflt;                          \
 	} while (0)
 
+/*
+ * A request on the root directory is counted while it is handled: the kernel
+ * holds the root's lock until it is answered, and an invalidation of a root
+ * entry waits for that lock (notify.c keeps those until the count is 0).
+ */
+static bool root_in(fuse_ino_t a, fuse_ino_t b)
+{
+	if (a != FUSE_ROOT_ID && b != FUSE_ROOT_ID)
+		return false;
+	notify_root_enter();
+	return true;
+}
+
+static void root_out(bool in)
+{
+	if (in)
+		notify_root_leave();
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	FOP_COUNT_ONE(lookup);
 	struct node *p = NODE(parent);
+	bool root = root_in(parent, 0);
 
 	DISPATCH(p, lookup, fuse_reply_err(req, ENOTDIR), p, name);
+	root_out(root);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -98,8 +120,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 {
 	FOP_COUNT_ONE(setattr);
 	struct node *n = NODE(ino);
+	bool root = root_in(ino, 0);
 
 	DISPATCH(n, setattr, fuse_reply_err(req, EPERM), n, attr, to_set, fi);
+	root_out(root);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -114,40 +138,50 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	FOP_COUNT_ONE(mknod);
 	struct node *p = NODE(parent);
+	bool root = root_in(parent, 0);
 
 	DISPATCH(p, mknod, fuse_reply_err(req, EPERM), p, name, mode, rdev);
+	root_out(root);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	FOP_COUNT_ONE(mkdir);
 	struct node *p = NODE(parent);
+	bool root = root_in(parent, 0);
 
 	DISPATCH(p, mkdir, fuse_reply_err(req, EPERM), p, name, mode);
+	root_out(root);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	FOP_COUNT_ONE(unlink);
 	struct node *p = NODE(parent);
+	bool root = root_in(parent, 0);
 
 	DISPATCH(p, unlink, fuse_reply_err(req, EPERM), p, name);
+	root_out(root);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	FOP_COUNT_ONE(rmdir);
 	struct node *p = NODE(parent);
+	bool root = root_in(parent, 0);
 
 	DISPATCH(p, rmdir, fuse_reply_err(req, EPERM), p, name);
+	root_out(root);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
 	FOP_COUNT_ONE(symlink);
 	struct node *p = NODE(parent);
+	bool root = root_in(parent, 0);
 
 	DISPATCH(p, symlink, fuse_reply_err(req, EPERM), link, p, name);
+	root_out(root);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -155,22 +189,26 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 {
 	FOP_COUNT_ONE(rename);
 	struct node *p = NODE(parent), *np = NODE(newparent);
+	bool root = root_in(parent, newparent);
 
 	if (p->ops != np->ops)
 		fuse_reply_err(req, EXDEV);
 	else
 		DISPATCH(p, rename, fuse_reply_err(req, EPERM), p, name, np, newname, flags);
+	root_out(root);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	FOP_COUNT_ONE(link);
 	struct node *n = NODE(ino), *np = NODE(newparent);
+	bool root = root_in(newparent, 0);
 
 	if (n->ops != np->ops)
 		fuse_reply_err(req, EXDEV);
 	else
 		DISPATCH(n, link, fuse_reply_err(req, EPERM), n, np, newname);
+	root_out(root);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -186,8 +224,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 {
 	FOP_COUNT_ONE(create);
 	struct node *p = NODE(parent);
+	bool root = root_in(parent, 0);
 
 	DISPATCH(p, create, fuse_reply_err(req, EACCES), p, name, mode, fi);
+	root_out(root);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -251,8 +291,10 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 {
 	FOP_COUNT_ONE(readdir);
 	struct node *n = NODE(ino);
+	bool root = root_in(ino, 0);
 
 	DISPATCH(n, readdir, fuse_reply_err(req, ENOTDIR), n, size, off, fi, false);
+	root_out(root);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -260,8 +302,10 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 {
 	FOP_COUNT_ONE(readdirplus);
 	struct node *n = NODE(ino);
+	bool root = root_in(ino, 0);
 
 	DISPATCH(n, readdir, fuse_reply_err(req, ENOTDIR), n, size, off, fi, true);
+	root_out(root);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -326,8 +370,10 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 {
 	FOP_COUNT_ONE(setxattr);
 	struct node *n = NODE(ino);
+	bool root = root_in(ino, 0);
 
 	DISPATCH(n, setxattr, fuse_reply_err(req, ENOTSUP), n, name, value, size, flags);
+	root_out(root);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -359,8 +405,10 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	FOP_COUNT_ONE(removexattr);
 	struct node *n = NODE(ino);
+	bool root = root_in(ino, 0);
 
 	DISPATCH(n, removexattr, fuse_reply_err(req, ENOTSUP), n, name);
+	root_out(root);
 }
 
 static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)

@@ -534,6 +534,23 @@ static void finish_kill(struct sbx_ctl *ctl, struct sandbox *sb, const struct sb
 		"cannot finish the kill of sandbox '%s' (tried again at the next start): %s", sb->name, err.msg);
 }
 
+/*
+ * A `new` that a crash cut off before its first record: sandbox.json is
+ * written before the backend is asked for anything, so without it there is
+ * nothing of the backend's to undo, only the directory. True if it was that.
+ */
+static bool drop_unrecorded(struct sbx_ctl *ctl, const char *name)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/sandboxes/%s/sandbox.json", ctl->state_root, name);
+	if (access(path, F_OK) == 0 || errno != ENOENT)
+		return false;
+	snprintf(path, sizeof(path), "%s/sandboxes/%s", ctl->state_root, name);
+	sbx_rm_rf(path);
+	return true;
+}
+
 static void attach_one(struct sbx_ctl *ctl, const char *name)
 {
 	struct sbx_err err = { 0 };
@@ -542,6 +559,8 @@ static void attach_one(struct sbx_ctl *ctl, const char *name)
 	struct sandbox *sb;
 
 	if (state_load(ctl, name, &sb, &err)) {
+		if (drop_unrecorded(ctl, name))
+			return;
 		sbx_log(SBX_LOG_WARNING, NULL, 0, "skipping sandbox '%s': %s", name, err.msg);
 		return;
 	}

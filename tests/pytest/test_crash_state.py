@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+import sbxtest
 from sbxtest import assert_gone, read_text, unique, write_file
 
 STOPPED_LINE = "sbxfs: the daemon stopped during this run"
@@ -192,3 +193,23 @@ def test_a_failed_state_write_fails_the_command_and_changes_nothing(mount_factor
     m2 = m.remount(crash=True)
     b = m2.sandbox(b.name)
     assert read_text(b.path("env")) == "A=3\n" and b.info()["ttl"] == 99
+
+
+def test_new_cut_off_before_its_first_record_is_removed(mount_factory):
+    """A crash between the state directory's mkdir and the first sandbox.json (the crash soak
+    found it): the next start removes the directory, lists nothing, and the name is free."""
+    m = mount_factory()
+    name = unique("half")
+    m.kill_daemon()
+    sbxtest.unmount(m.mnt)
+    half = os.path.join(str(m.state), "sandboxes", name)
+    os.makedirs(os.path.join(half, "backend"))
+    with open(os.path.join(half, ".sandbox.json.tmp-1"), "w") as f:
+        f.write("{")
+    m2 = sbxtest.Mount(m.workdir, m.backend, m.opts, m.registry, m.state, m.mnt).start()
+    assert name not in m2.sandboxes()
+    assert not os.path.exists(half)
+    assert "skipping sandbox" not in m2.log()
+    b = m2.new(name)
+    assert b.run("sh", "echo made\n").stdout == "made\n"
+    assert m2.ctl("kill " + name).ok

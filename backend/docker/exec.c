@@ -783,7 +783,9 @@ static int dk_kill_local(struct sbx_proc *p, int sig)
 	return -ESRCH;
 }
 
-static int dk_kill_remote(struct sbx_proc *p, int sig)
+/* wait_pid: the wrapper may not have written DIR/pid yet (right after spawn); false when it is
+ * known to have run (the host saw it gone), so a DIR it removed at its end is not waited for. */
+static int dk_kill_remote(struct sbx_proc *p, int sig, bool wait_pid)
 {
 	struct json_object *o = json_object_new_object(), *cmd = json_object_new_array();
 	struct dk_resp resp = {0};
@@ -795,7 +797,7 @@ static int dk_kill_remote(struct sbx_proc *p, int sig)
 	 * descendant of it (PPid in /proc, walked until no more are found, before anything is
 	 * signalled so none is orphaned first) and its process group. */
 	snprintf(script, sizeof(script),
-		 "i=0; while [ ! -s %s/pid ] && [ $i -lt 50 ]; do sleep 0.02; i=$((i+1)); done; "
+		 "i=%d; while [ ! -s %s/pid ] && [ $i -lt 50 ]; do sleep 0.02; i=$((i+1)); done; "
 		 "p=$(cat %s/pid 2>/dev/null) || exit 0; t=\" $p \"; n=0; "
 		 "while [ $n -ne ${#t} ]; do n=${#t}; for s in /proc/[0-9]*/status; do "
 		 "q=${s#/proc/}; q=${q%%/status}; case $t in *\" $q \"*) continue;; esac; v=; "
@@ -804,7 +806,7 @@ static int dk_kill_remote(struct sbx_proc *p, int sig)
 		 "w=; { while read -r k v; do [ \"$k\" = PPid: ] && w=$v && break; done "
 		 "</proc/$p/status; } 2>/dev/null; "
 		 "kill -%d -$p 2>/dev/null; kill -%d $t 2>/dev/null; %s exit 0",
-		 p->dir, p->dir, sig, sig,
+		 wait_pid ? 0 : 50, p->dir, p->dir, sig, sig,
 		 /* a wrapper the code stopped must go on to reap the program and end the exec */
 		 sig == SIGKILL ? "[ -n \"$w\" ] && kill -CONT $w 2>/dev/null;" : "");
 	json_object_array_add(cmd, json_object_new_string("/bin/sh"));
@@ -843,7 +845,7 @@ int dk_exec_kill(struct sbx_proc *p, int sig)
 	/* A remote engine; or the wrapper ended (killed by the code, or the run is over): the
 	 * program, if it still runs, is found from inside by the pid its wrapper wrote. */
 	if (r == -ENOTSUP || r == -ESRCH)
-		r = dk_kill_remote(p, sig);
+		r = dk_kill_remote(p, sig, r == -ENOTSUP);
 	pthread_mutex_unlock(&p->lock);
 	return r;
 }

@@ -620,6 +620,7 @@ int ctl_open(const struct ctl_config *cfg, struct sbx_ctl **out, struct sbx_err 
 	if (!ctl)
 		return sbx_err_set(err, ENOMEM, "out of memory");
 	ctl->cfg = *cfg;
+	ctl->state_lock_fd = -1;
 	ctl->state_root = strdup(cfg->state_root);
 	ctl->mountpoint = strdup(cfg->mountpoint ? cfg->mountpoint : "");
 	if (!ctl->state_root || !ctl->mountpoint) {
@@ -642,6 +643,9 @@ int ctl_open(const struct ctl_config *cfg, struct sbx_ctl **out, struct sbx_err 
 		sbx_err_sys(err, -ret, "cannot create state directory '%s'", path);
 		goto out_free;
 	}
+	ctl->state_lock_fd = ret = state_lock(ctl->state_root, err);
+	if (ret < 0)
+		goto out_free;
 	opts.state_root = ctl->state_root;
 	opts.docker_host = cfg->docker_host;
 	opts.helper_dir = cfg->helper_dir;
@@ -672,6 +676,8 @@ out_fini_backend:
 	metrics_close(ctl);
 	ctl->ops->fini(ctl->be);
 out_free:
+	if (ctl->state_lock_fd >= 0)
+		close(ctl->state_lock_fd);
 	free(ctl->state_root);
 	free(ctl->mountpoint);
 	free(ctl);
@@ -722,6 +728,7 @@ void ctl_close(struct sbx_ctl *ctl)
 	free(ctl->sandboxes);
 	pthread_mutex_destroy(&ctl->lock);
 	pthread_cond_destroy(&ctl->reaper_cond);
+	close(ctl->state_lock_fd);
 	free(ctl->state_root);
 	free(ctl->mountpoint);
 	free(ctl);

@@ -91,6 +91,7 @@ struct sandbox {
 struct sbx_ctl {
 	struct ctl_config cfg;
 	char *state_root;
+	int state_lock_fd;           /* state_lock's, held while the daemon lives */
 	char *mountpoint;
 	const struct sbx_backend_ops *ops;
 	struct sbx_backend *be;
@@ -157,6 +158,8 @@ void inst_publish(struct sandbox *sb, struct sbx_instance *inst);
 /* state.c: sandbox.json, written atomically; saves of one sandbox in order (save_lock) */
 int state_save(struct sandbox *sb, struct sbx_err *err);
 int state_load(struct sbx_ctl *ctl, const char *name, struct sandbox **out, struct sbx_err *err);
+/* The daemon's lock on the state directory: a descriptor to keep open, or -errno (EBUSY: taken). */
+int state_lock(const char *root, struct sbx_err *err);
 
 /* run.c */
 /* The exit status of a run the daemon was killed during (128 + SIGKILL). */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -192,4 +193,33 @@ int state_load(struct sbx_ctl *ctl, const char *name, struct sandbox **out, stru
 	}
 	*out = sb;
 	return 0;
+}
+
+/*
+ * One daemon per state directory: two would each attach, reap, number runs
+ * and save every sandbox.json. A lock on STATE/lock, held while the daemon
+ * lives, the kernel lets go of when it dies (SIGKILL too). A descriptor a
+ * child forked and has not yet exec'd holds it a moment: waited for, 3 s.
+ */
+int state_lock(const char *root, struct sbx_err *err)
+{
+	char path[4200];
+	int fd, tries = 0;
+
+	snprintf(path, sizeof(path), "%s/lock", root);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return sbx_err_sys(err, errno, "cannot open '%s'", path);
+	while (flock(fd, LOCK_EX | LOCK_NB)) {
+		int e = errno;
+
+		if (e != EWOULDBLOCK || ++tries > 30) {
+			close(fd);
+			if (e == EWOULDBLOCK)
+				return sbx_err_set(err, EBUSY, "state directory '%s' is in use by another sbxfs", root);
+			return sbx_err_sys(err, e, "cannot lock '%s'", path);
+		}
+		usleep(100 * 1000);
+	}
+	return fd;
 }

@@ -1,0 +1,39 @@
+"""test_attacks.py - what a red-team pass found, one regression test per defect:
+a careless operator, a careless client, or code inside a sandbox."""
+
+import os
+
+import pytest
+
+import sbxtest
+from sbxtest import Mount, MountError
+
+
+def test_second_daemon_on_the_same_state_is_refused(mount_factory, tmp_path):
+    """An operator starts sbxfs again with the state of one that runs (a second
+    fstab line, a remount without unmounting first). Two daemons would each
+    attach every sandbox, reap its TTL, number its runs and save its
+    sandbox.json: the second must refuse to start and mount nothing; the first
+    goes on; after a SIGKILL of the first, a new daemon on that state starts."""
+    m = mount_factory()
+    b = m.new()
+    assert b.run("sh", "echo one\n").stdout == "one\n"
+
+    other = Mount(tmp_path / "other", m.backend, state=m.state, registry=m.registry)
+    os.makedirs(other.workdir, exist_ok=True)
+    with pytest.raises(MountError) as e:
+        other.start()
+    assert "in use by another sbxfs" in str(e.value), e.value
+    assert not sbxtest.is_mounted(other.mnt)
+    assert not other.alive()
+    other.checked = len(other.log())    # its refusal is the expected complaint
+
+    # the first daemon is untouched
+    assert b.name in m.sandboxes()
+    assert b.run("sh", "echo two\n").stdout == "two\n"
+
+    # the lock goes with the daemon, SIGKILL too: the next start gets it
+    m2 = m.remount(crash=True)
+    b2 = m2.sandbox(b.name)
+    assert b2.run("sh", "echo three\n").stdout == "three\n"
+    assert m2.ctl("kill " + b.name).ok, m2.errors()

@@ -168,3 +168,60 @@ def test_the_example_exporter_serves_it(mount):
     finally:
         p.kill()
         p.wait()
+
+
+@pytest.mark.deadline(90)
+def test_in_the_background_warnings_go_to_syslog(tmp_path):
+    """Without -f (daemonised) and without log=, a failed command reaches syslog: the daemon
+    runs in a private mount namespace whose /dev has a stand-in /dev/log socket."""
+    import shutil
+    import socket
+    import threading
+    if not shutil.which("unshare"):
+        pytest.fail("unshare (util-linux) is missing")
+    dev, state, mnt = tmp_path / "dev", tmp_path / "state", tmp_path / "mnt"
+    for d in (dev, state, mnt):
+        d.mkdir()
+    for node in ("fuse", "null", "zero", "urandom", "random", "loop-control"):
+        if os.path.exists("/dev/" + node):
+            subprocess.run(["cp", "-a", "/dev/" + node, str(dev)], check=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(dev / "log"))
+    sock.settimeout(0.5)
+    got = []
+    stop = threading.Event()
+
+    def listen():
+        while not stop.is_set():
+            try:
+                got.append(sock.recv(4096).decode(errors="replace"))
+            except socket.timeout:
+                pass
+
+    t = threading.Thread(target=listen)
+    t.start()
+    name = unique("sl")
+    script = ('mount --bind "$1" /dev && "$2" -o "state=$3" "$4" && '
+              '{ echo "new $5 template=no-such-template" > "$4/ctl"; fusermount3 -u "$4"; }')
+    try:
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                            str(dev), daemon_binary(), str(state), str(mnt), name],
+                           capture_output=True, text=True, timeout=60)
+        deadline = time.monotonic() + 10
+        while not any(name in g for g in got) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        t.join()
+        sock.close()
+        # A daemon left behind (a failure above) is found by its unique state path.
+        for pid in os.listdir("/proc"):
+            try:
+                if pid.isdigit() and str(state) in open("/proc/%s/cmdline" % pid).read():
+                    os.kill(int(pid), 9)
+            except OSError:
+                pass
+    lines = [g for g in got if name in g]
+    assert len(lines) == 1, (got, p.stdout, p.stderr)
+    # <28>: facility daemon (3 * 8) + warning (4); the tag sbxfs[PID].
+    assert re.match(r"^<28>.* sbxfs\[\d+\]: warning: /ctl: .*no template 'no-such-template'", lines[0]), lines

@@ -644,6 +644,8 @@ int ctl_open(const struct ctl_config *cfg, struct sbx_ctl **out, struct sbx_err 
 		goto out_free;
 	}
 	ctl->state_lock_fd = ret = state_lock(ctl->state_root, err);
+	if (ret >= 0)
+		ret = state_claim_backend(ctl->state_root, ctl->ops->name, err);
 	if (ret < 0)
 		goto out_free;
 	opts.state_root = ctl->state_root;

@@ -160,6 +160,8 @@ int state_save(struct sandbox *sb, struct sbx_err *err);
 int state_load(struct sbx_ctl *ctl, const char *name, struct sandbox **out, struct sbx_err *err);
 /* The daemon's lock on the state directory: a descriptor to keep open, or -errno (EBUSY: taken). */
 int state_lock(const char *root, struct sbx_err *err);
+/* Records the backend of a new state directory; EINVAL when it is another's. */
+int state_claim_backend(const char *root, const char *backend, struct sbx_err *err);
 
 /* run.c */
 /* The exit status of a run the daemon was killed during (128 + SIGKILL). */

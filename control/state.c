@@ -223,3 +223,39 @@ int state_lock(const char *root, struct sbx_err *err)
 	}
 	return fd;
 }
+
+/*
+ * A state directory serves one backend: a daemon of the other would list the
+ * sandboxes as stopped, and its kill would drop their records while their
+ * processes, cgroups and id blocks live on, found by no daemon. The first
+ * start writes STATE/backend; a start with another backend is refused.
+ */
+int state_claim_backend(const char *root, const char *backend, struct sbx_err *err)
+{
+	char path[4200], have[64] = "";
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/backend", root);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT)
+		return sbx_err_sys(err, errno, "cannot open '%s'", path);
+	if (fd >= 0) {
+		n = read(fd, have, sizeof(have) - 1);
+		close(fd);
+		if (n < 0)
+			return sbx_err_sys(err, errno, "cannot read '%s'", path);
+		have[n] = 0;
+		have[strcspn(have, "\n")] = 0;
+	}
+	if (n < 0) {
+		char line[64];
+		int len = snprintf(line, sizeof(line), "%s\n", backend);
+
+		return sbx_write_file_atomic(path, line, (size_t)len, SBX_WRITE_SYNC, err);
+	}
+	if (strcmp(have, backend))
+		return sbx_err_set(err, EINVAL, "state directory '%s' belongs to the %s backend, not %s "
+				   "(give each backend a state= of its own)", root, have, backend);
+	return 0;
+}

@@ -37,3 +37,30 @@ def test_second_daemon_on_the_same_state_is_refused(mount_factory, tmp_path):
     b2 = m2.sandbox(b.name)
     assert b2.run("sh", "echo three\n").stdout == "three\n"
     assert m2.ctl("kill " + b.name).ok, m2.errors()
+
+
+def test_daemon_of_the_other_backend_is_refused_the_state(mount_factory, tmp_path):
+    """An operator mounts a state directory again with the other backend. That
+    daemon listed every sandbox as stopped, and its `kill` said ok and removed
+    the record while the sandbox's processes, cgroups and host id block lived
+    on, reachable by no daemon. Now the state says whose it is and the other
+    backend's daemon refuses to start (before it needs its engine)."""
+    m = mount_factory()
+    b = m.new()
+    assert b.run("sh", "echo one\n").stdout == "one\n"
+    assert m.stop() is None                  # sandboxes outlive the unmount
+
+    other_backend = "docker" if m.backend == "local" else "local"
+    other = Mount(tmp_path / "other", other_backend, state=m.state, registry=m.registry)
+    os.makedirs(other.workdir, exist_ok=True)
+    with pytest.raises(MountError) as e:
+        other.start()
+    assert "belongs to the %s backend, not %s" % (m.backend, other_backend) in str(e.value), e.value
+    assert not sbxtest.is_mounted(other.mnt)
+    other.checked = len(other.log())
+
+    m2 = Mount(m.workdir, m.backend, m.opts, m.registry, m.state, m.mnt).start()
+    b2 = m2.sandbox(b.name)
+    assert b.name in m2.sandboxes()
+    assert b2.run("sh", "echo two\n").stdout == "two\n"
+    assert m2.ctl("kill " + b.name).ok, m2.errors()

@@ -669,7 +669,8 @@ def rescue(soak):
 @pytest.mark.soak
 @pytest.mark.deadline(DEADLINE)
 def test_crash_soak(mount_factory):
-    soak = Soak(mount_factory(history="20"))
+    # small disks: each is reserved whole on the host's filesystem, and the soak makes thousands
+    soak = Soak(mount_factory(history="20", disk="64M"))
     t0 = time.monotonic()
     rng = random.Random(SEED)
     for w in soak.writers:

@@ -59,6 +59,16 @@ struct scratch_state {
 	uint64_t ttl_ms;           /* a scratch not open for this long is dropped */
 };
 
+/* What watch.c keeps: the watched sandboxes (their `watch` streams) and the reaper. */
+struct watch_state {
+	pthread_mutex_t lock;      /* guards the fields below and every stream and reader; a leaf:
+	                            * backend calls and kernel notifications happen outside it */
+	struct wsb *list;
+	pthread_t reaper;          /* ends the streams of sandboxes that died, once a second */
+	bool running, stopped;
+	int stop_pipe[2];
+};
+
 /*
  * The FUSE layer's state: one instance (ops.c), handed to libfuse as the
  * session's userdata, so request handlers can reach it by
@@ -69,8 +79,8 @@ struct scratch_state {
  * calling control/, with one exception: scratch.lock is held across
  * sandbox_alive(), so it comes before sb->lock. Every fusefs lock below is a
  * leaf among fusefs's: nodes.lock, handles_lock, a handle's lock,
- * pending_lock, notify.lock, scratch.lock; files/'s are in pt.h, and watch.c's
- * reg_lock > proc_lock is its own (see watch.c).
+ * pending_lock, notify.lock, scratch.lock, watch.lock; files/'s are in pt.h
+ * (pt.lock a leaf; pt.wait_lock before a lock waiter's own).
  */
 struct fs {
 	struct sbx_ctl *ctl;
@@ -84,9 +94,9 @@ struct fs {
 	struct handle *handles;            /* every open synthetic handle, freed at shutdown */
 	pthread_mutex_t pending_lock;      /* pending.c: who answers a kept request; a leaf */
 	struct notify_state notify;        /* notify.c */
-	struct pt_state pt;                /* pt_cache.c: descriptors of files/ nodes */
+	struct pt_state pt;                /* pt.h: descriptors of files/ nodes, waiting locks */
 	struct scratch_state scratch;      /* scratch.c */
-	/* watch.c still keeps its state in file-scope variables (see watch.c). */
+	struct watch_state watch;          /* watch.c */
 };
 
 extern struct fs fs;
@@ -152,6 +162,8 @@ void watch_sync(struct sandbox *sb);
 void watch_read(fuse_req_t req, struct sandbox *sb, size_t size, off_t off);
 /* The length of the `watch` stream so far. */
 off_t watch_size(struct sandbox *sb);
+/* Once at start, before any thread. */
+void watch_init(void);
 void watch_stop(void);
 
 /* f_events.c: the root `events` file's waiting readers */

@@ -400,6 +400,7 @@ int main(int argc, char *argv[])
 	}
 	node_table_init(&root_dirtab);
 	pt_init();      /* raises RLIMIT_NOFILE to its hard limit, before any thread */
+	watch_init();
 	if (ctl_open(&s.cfg, &fs.ctl, &err)) {
 		fprintf(stderr, "sbxfs: %s\n", err.msg);
 		daemon_ready(notify_fd, 1);

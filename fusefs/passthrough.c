@@ -161,7 +161,7 @@ void pt_reply_entry(fuse_req_t req, int ret, struct fuse_entry_param *e)
 
 void pt_lookup(fuse_req_t req, struct node *parent, const char *name)
 {
-	struct fuse_entry_param e;
+	struct fuse_entry_param e = { 0 };
 	int ret;
 
 	if (strlen(name) > NAME_MAX) {
@@ -294,7 +294,7 @@ static void give_away(struct node *parent, int fd, mode_t mode, const char *name
 /* After mknod/mkdir/symlink of name in parent (pfd held) answered ret (0 or errno). */
 static void reply_made(fuse_req_t req, struct node *parent, int pfd, const char *name, mode_t mode, int ret)
 {
-	struct fuse_entry_param e;
+	struct fuse_entry_param e = { 0 };
 	int fd;
 
 	if (ret) {
@@ -360,7 +360,7 @@ void pt_symlink(fuse_req_t req, const char *link, struct node *parent, const cha
 
 void pt_link(fuse_req_t req, struct node *n, struct node *newparent, const char *newname)
 {
-	struct fuse_entry_param e;
+	struct fuse_entry_param e = { 0 };
 	int fd, pfd, ret;
 
 	if (!pt_name_ok(req, newname))

@@ -219,6 +219,38 @@ out_err: {
 }
 }
 
+/*
+ * Adds de to the reply buffer p (rem bytes left): its size in *used; 1 when
+ * added, 0 when skipped (gone meanwhile), -1 when the buffer is full.
+ */
+static int add_entry(fuse_req_t req, struct node *n, struct dirent *de, char *p, size_t rem, bool plus,
+		     size_t *used)
+{
+	struct fuse_entry_param e;
+	bool dot = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+
+	if (!plus) {
+		struct stat st = { .st_ino = de->d_ino, .st_mode = (mode_t)de->d_type << 12 };
+
+		*used = fuse_add_direntry(req, p, rem, de->d_name, &st, de->d_off);
+		return *used > rem ? -1 : 1;
+	}
+	memset(&e, 0, sizeof(e));
+	if (dot) {
+		e.attr.st_ino = de->d_ino;
+		e.attr.st_mode = (mode_t)de->d_type << 12;
+	} else if (pt_lookup_at(n, de->d_name, &e)) {
+		return 0;
+	}
+	*used = fuse_add_direntry_plus(req, p, rem, de->d_name, &e, de->d_off);
+	if (*used > rem) {
+		if (!dot)
+			node_forget(node_get(e.ino), 1);
+		return -1;
+	}
+	return 1;
+}
+
 void pt_readdir(fuse_req_t req, struct node *n, size_t size, off_t off, struct fuse_file_info *fi,
 		bool plus)
 {
@@ -236,54 +268,27 @@ void pt_readdir(fuse_req_t req, struct node *n, size_t size, off_t off, struct f
 		d->offset = off;
 	}
 	for (;;) {
-		struct dirent *de;
-		size_t used;
-		off_t next;
+		size_t used = 0;
+		int r;
 
 		if (!d->entry) {
 			errno = 0;
 			d->entry = readdir(d->dp);
-			if (!d->entry) {
-				if (errno && rem == size) {
-					free(buf);
-					fuse_reply_err(req, errno);
-					return;
-				}
-				break;
+			if (!d->entry && errno && rem == size) {
+				free(buf);
+				fuse_reply_err(req, errno);
+				return;
 			}
-		}
-		de = d->entry;
-		next = de->d_off;
-		if (plus) {
-			struct fuse_entry_param e;
-			bool dot = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
-
-			memset(&e, 0, sizeof(e));
-			if (dot) {
-				e.attr.st_ino = de->d_ino;
-				e.attr.st_mode = (mode_t)de->d_type << 12;
-			} else if (pt_lookup_at(n, de->d_name, &e)) {
-				d->entry = NULL;
-				d->offset = next;
-				continue;
-			}
-			used = fuse_add_direntry_plus(req, p, rem, de->d_name, &e, next);
-			if (used > rem) {
-				if (!dot)
-					node_forget(node_get(e.ino), 1);
-				break;
-			}
-		} else {
-			struct stat st = { .st_ino = de->d_ino, .st_mode = (mode_t)de->d_type << 12 };
-
-			used = fuse_add_direntry(req, p, rem, de->d_name, &st, next);
-			if (used > rem)
+			if (!d->entry)
 				break;
 		}
+		r = add_entry(req, n, d->entry, p, rem, plus, &used);
+		if (r < 0)
+			break;
 		p += used;
 		rem -= used;
+		d->offset = d->entry->d_off;
 		d->entry = NULL;
-		d->offset = next;
 	}
 	fuse_reply_buf(req, buf, size - rem);
 	free(buf);

@@ -58,22 +58,21 @@ struct wsb {
 	struct watch_reader *readers;
 };
 
-/*
- * The list, logs and readers. A leaf lock: nothing is called with it held that
- * takes another (backend calls and kernel notifications happen outside it).
- */
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t start_once = PTHREAD_ONCE_INIT;
-static struct wsb *wsbs;
-static pthread_t reap_thread;
-static bool reap_running;
-static int stop_pipe[2] = { -1, -1 };
+/* The state lives in fs.watch (struct watch_state, fs.h). */
+#define WS (&fs.watch)
+
+void watch_init(void)
+{
+	pthread_mutex_init(&WS->lock, NULL);
+	WS->stop_pipe[0] = -1;
+	WS->stop_pipe[1] = -1;
+}
 
 /* ---- the registry ---- */
 
 static struct wsb *find_locked(struct sandbox *sb)
 {
-	for (struct wsb *w = wsbs; w; w = w->next)
+	for (struct wsb *w = WS->list; w; w = w->next)
 		if (w->sb == sb)
 			return w;
 	return NULL;
@@ -84,10 +83,10 @@ bool watch_caching(struct sandbox *sb)
 	struct wsb *w;
 	bool ok;
 
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&WS->lock);
 	w = find_locked(sb);
 	ok = w && w->ok;
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&WS->lock);
 	return ok;
 }
 
@@ -112,10 +111,10 @@ void watch_sandbox(struct sandbox *sb)
 {
 	struct wsb *w;
 
-	pthread_once(&start_once, reap_start);
-	pthread_mutex_lock(&reg_lock);
+	reap_start();
+	pthread_mutex_lock(&WS->lock);
 	w = find_locked(sb);
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&WS->lock);
 	if (w || !sandbox_alive(sb))
 		return;
 	w = calloc(1, sizeof(*w));
@@ -124,23 +123,23 @@ void watch_sandbox(struct sandbox *sb)
 	w->sb = sb;
 	sandbox_ref(sb);
 	watch_setup(w);
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&WS->lock);
 	if (find_locked(sb)) {          /* another thread was first */
-		pthread_mutex_unlock(&reg_lock);
+		pthread_mutex_unlock(&WS->lock);
 		if (w->active)
 			sandbox_watch_stop(sb);
 		sandbox_put(sb);
 		free(w);
 		return;
 	}
-	w->next = wsbs;
-	wsbs = w;
-	pthread_mutex_unlock(&reg_lock);
+	w->next = WS->list;
+	WS->list = w;
+	pthread_mutex_unlock(&WS->lock);
 }
 
 /* ---- the stream ---- */
 
-/* A copy of what a read at off gets now; reg_lock held. */
+/* A copy of what a read at off gets now; WS->lock held. */
 static char *slice_locked(struct wsb *w, off_t off, size_t size, size_t *n)
 {
 	size_t from;
@@ -179,13 +178,13 @@ static void reader_answer(struct wsb *w, struct watch_reader *r, fuse_req_t req)
 	char *buf;
 
 	fuse_req_interrupt_func(req, NULL, NULL);   /* waits for a callback in flight */
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&WS->lock);
 	buf = slice_locked(w, r->off, r->size, &n);
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&WS->lock);
 	reply_slice(req, buf, n);
 }
 
-/* Takes the readers that can be answered (or all, at the end) off the list; reg_lock held. */
+/* Takes the readers that can be answered (or all, at the end) off the list; WS->lock held. */
 static struct watch_reader *take_ready_locked(struct wsb *w, bool all)
 {
 	struct watch_reader *ready = NULL, **pp = &w->readers;
@@ -215,10 +214,10 @@ static void answer_list(struct wsb *w, struct watch_reader *ready)
 		struct watch_reader *next = ready->next;
 		fuse_req_t req;
 
-		pthread_mutex_lock(&reg_lock);
+		pthread_mutex_lock(&WS->lock);
 		req = ready->req;
 		ready->req = NULL;
-		pthread_mutex_unlock(&reg_lock);
+		pthread_mutex_unlock(&WS->lock);
 		if (req)
 			reader_answer(w, ready, req);
 		free(ready);
@@ -231,12 +230,12 @@ static void on_reader_interrupt(fuse_req_t req, void *data)
 	struct watch_reader *r = data;
 	bool answer = false;
 
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&WS->lock);
 	if (r->req) {
 		r->req = NULL;
 		answer = true;
 	}
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&WS->lock);
 	if (answer)
 		fuse_reply_err(req, EINTR);
 }
@@ -246,11 +245,11 @@ off_t watch_size(struct sandbox *sb)
 	struct wsb *w;
 	off_t size = 0;
 
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&WS->lock);
 	w = find_locked(sb);
 	if (w)
 		size = (off_t)(w->base + w->len);
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&WS->lock);
 	return size;
 }
 
@@ -270,9 +269,9 @@ void watch_read(fuse_req_t req, struct sandbox *sb, size_t size, off_t off)
 	r->size = size;
 	/* Armed first: if the caller is already interrupted, the callback answers now. */
 	fuse_req_interrupt_func(req, on_reader_interrupt, r);
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&WS->lock);
 	if (!r->req) {
-		pthread_mutex_unlock(&reg_lock);
+		pthread_mutex_unlock(&WS->lock);
 		fuse_req_interrupt_func(req, NULL, NULL);
 		free(r);
 		return;
@@ -284,7 +283,7 @@ void watch_read(fuse_req_t req, struct sandbox *sb, size_t size, off_t off)
 		char *buf = w && w->active ? slice_locked(w, off, size, &n) : calloc(1, 1);
 
 		r->req = NULL;
-		pthread_mutex_unlock(&reg_lock);
+		pthread_mutex_unlock(&WS->lock);
 		fuse_req_interrupt_func(req, NULL, NULL);
 		reply_slice(req, buf, n);
 		free(r);
@@ -292,7 +291,7 @@ void watch_read(fuse_req_t req, struct sandbox *sb, size_t size, off_t off)
 	}
 	r->next = w->readers;
 	w->readers = r;
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&WS->lock);
 }
 
 static void log_append(struct wsb *w, const char *line)
@@ -301,10 +300,10 @@ static void log_append(struct wsb *w, const char *line)
 	struct watch_reader *ready;
 	time_t now = time(NULL);
 
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&WS->lock);
 	/* a write and its close, or many writes in a row: one line */
 	if (strncmp(line, "modified ", 9) == 0 && strcmp(w->last, line) == 0 && now - w->last_at < 2) {
-		pthread_mutex_unlock(&reg_lock);
+		pthread_mutex_unlock(&WS->lock);
 		return;
 	}
 	snprintf(w->last, sizeof(w->last), "%s", line);
@@ -340,7 +339,7 @@ static void log_append(struct wsb *w, const char *line)
 		w->len += n;
 	}
 	ready = take_ready_locked(w, false);
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&WS->lock);
 	answer_list(w, ready);
 }
 
@@ -464,11 +463,11 @@ static void wsb_end(struct wsb *w)
 
 	if (w->active)
 		sandbox_watch_stop(w->sb);
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&WS->lock);
 	w->base += w->len;              /* nothing left to give: end of file */
 	w->len = 0;
 	ready = take_ready_locked(w, true);
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&WS->lock);
 	answer_list(w, ready);
 	sandbox_put(w->sb);
 	free(w->log);
@@ -480,8 +479,8 @@ static void reap(void)
 {
 	struct wsb **pp, *dead = NULL;
 
-	pthread_mutex_lock(&reg_lock);
-	for (pp = &wsbs; *pp;) {
+	pthread_mutex_lock(&WS->lock);
+	for (pp = &WS->list; *pp;) {
 		struct wsb *w = *pp;
 
 		if (sandbox_alive(w->sb)) {
@@ -492,7 +491,7 @@ static void reap(void)
 		w->next = dead;
 		dead = w;
 	}
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&WS->lock);
 	while (dead) {
 		struct wsb *w = dead;
 
@@ -503,7 +502,7 @@ static void reap(void)
 
 static void *reap_main(void *arg)
 {
-	struct pollfd pfd = { .fd = stop_pipe[0], .events = POLLIN };
+	struct pollfd pfd = { .fd = WS->stop_pipe[0], .events = POLLIN };
 
 	(void)arg;
 	while (poll(&pfd, 1, 1000) >= 0 && !pfd.revents)
@@ -511,34 +510,47 @@ static void *reap_main(void *arg)
 	return NULL;
 }
 
+/* Starts the reaper with the first watched sandbox. */
 static void reap_start(void)
 {
-	if (pipe2(stop_pipe, O_CLOEXEC))
-		return;
-	if (pthread_create(&reap_thread, NULL, reap_main, NULL)) {
-		close(stop_pipe[0]);
-		close(stop_pipe[1]);
-		stop_pipe[0] = stop_pipe[1] = -1;
+	pthread_mutex_lock(&WS->lock);
+	if (WS->running || WS->stopped) {
+		pthread_mutex_unlock(&WS->lock);
 		return;
 	}
-	reap_running = true;
+	if (pipe2(WS->stop_pipe, O_CLOEXEC) == 0 &&
+	    pthread_create(&WS->reaper, NULL, reap_main, NULL) == 0) {
+		WS->running = true;
+	} else {
+		for (int i = 0; i < 2; i++) {
+			if (WS->stop_pipe[i] >= 0)
+				close(WS->stop_pipe[i]);
+			WS->stop_pipe[i] = -1;
+		}
+	}
+	pthread_mutex_unlock(&WS->lock);
 }
 
 void watch_stop(void)
 {
 	struct wsb *w;
+	bool running;
 
-	if (reap_running) {
-		if (write(stop_pipe[1], "x", 1) != 1)
-			pthread_cancel(reap_thread);
-		pthread_join(reap_thread, NULL);
-		reap_running = false;
+	pthread_mutex_lock(&WS->lock);
+	running = WS->running;
+	WS->running = false;
+	WS->stopped = true;
+	pthread_mutex_unlock(&WS->lock);
+	if (running) {
+		if (write(WS->stop_pipe[1], "x", 1) != 1)
+			pthread_cancel(WS->reaper);
+		pthread_join(WS->reaper, NULL);
 	}
 	/* No notifications after this: the session is going away. */
-	pthread_mutex_lock(&reg_lock);
-	w = wsbs;
-	wsbs = NULL;
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_lock(&WS->lock);
+	w = WS->list;
+	WS->list = NULL;
+	pthread_mutex_unlock(&WS->lock);
 	while (w) {
 		struct wsb *next = w->next;
 
@@ -546,8 +558,8 @@ void watch_stop(void)
 		w = next;
 	}
 	for (int i = 0; i < 2; i++) {
-		if (stop_pipe[i] >= 0)
-			close(stop_pipe[i]);
-		stop_pipe[i] = -1;
+		if (WS->stop_pipe[i] >= 0)
+			close(WS->stop_pipe[i]);
+		WS->stop_pipe[i] = -1;
 	}
 }

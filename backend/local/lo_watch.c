@@ -285,7 +285,7 @@ static int remember(struct lo_watch *w, struct sbx_err *err)
 			r = sbx_err_set(err, EEXIST, "the sandbox is watched already");
 	if (r == 0 && nall == capall) {
 		size_t cap = capall ? capall * 2 : 16;
-		struct lo_watch **grown = realloc(all, cap * sizeof(*all));
+		struct lo_watch **grown = realloc(all, cap * sizeof(struct lo_watch *));
 
 		if (!grown)
 			r = sbx_err_set(err, ENOMEM, "out of memory");

@@ -155,9 +155,12 @@ def test_tree_moved_in_is_watched_below(box):
     b = box()
     f = follow(b)
     r = b.run("sh", "mkdir -p /tmp/t/a/b && mv /tmp/t /home/user/t && "
-                    "echo x > /home/user/t/a/b/deep && mv /home/user/t /tmp/gone && "
-                    "touch /home/user/last\n")
+                    "echo x > /home/user/t/a/b/deep\n")
     assert r.exit == 0, r
-    got = f.wait_for(["created /home/user/t/", "created /home/user/t/a/b/deep",
-                      "deleted /home/user/t/", "created /home/user/last"])
+    f.wait_for(["created /home/user/t/", "created /home/user/t/a/b/deep"])
+    # (moved out in a run of its own: local decodes an event's directory when it reads the
+    # event, so a change in a tree that has moved on by then is placed where the tree is now)
+    r = b.run("sh", "mv /home/user/t /tmp/gone && touch /home/user/last\n")
+    assert r.exit == 0, r
+    got = f.wait_for(["deleted /home/user/t/", "created /home/user/last"])
     assert not [l for l in got if "/tmp" in l], got

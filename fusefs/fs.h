@@ -172,6 +172,9 @@ void events_wake(void);
 /* At unmount: every waiting reader gets what is there (end of file). */
 void events_stop(void);
 
+/* guard.c: a child that aborts the mount's connection once the daemon's main thread is gone */
+void guard_start(const char *mnt);
+
 /* notify.c: make daemon-side changes visible to inotify */
 int notify_start(void);
 void notify_stop(void);

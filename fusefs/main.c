@@ -351,6 +351,7 @@ static int serve(struct startup *s, int *notify_fd)
 		fprintf(stderr, "sbxfs: cannot mount on '%s'\n", s->mnt_abs);
 		goto out_signals;
 	}
+	guard_start(s->mnt_abs);
 	if (notify_start() == 0) {
 		ctl_set_announcer(fs.ctl, notify_announce, NULL);
 		ctl_set_gone_hook(fs.ctl, notify_gone, NULL);

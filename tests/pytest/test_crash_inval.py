@@ -128,3 +128,52 @@ def test_kill_while_the_root_is_busy_drops_the_name_once_it_is_free(mount):
         assert mount.ctl("kill " + n).ok, n
     # the kill waits a bounded time for the root (2 s), plus the kill itself on a loaded machine
     assert took < 30, took
+
+
+def _pidfd_getfd(pid, fd):
+    """A duplicate of another process's descriptor (pidfd_getfd(2); root may)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        got = libc.syscall(438, pidfd, fd, 0)       # SYS_pidfd_getfd on x86-64 and arm64
+        if got < 0:
+            raise OSError(ctypes.get_errno(), "pidfd_getfd")
+        return got
+    finally:
+        os.close(pidfd)
+
+
+@pytest.mark.deadline(120)
+def test_a_held_connection_is_aborted_when_the_daemon_dies(mount_factory):
+    """What a stuck thread or an orphaned fork of the daemon does, done from here: hold the
+    daemon's /dev/fuse. Once the daemon is SIGKILLed its guard aborts the connection, so calls
+    on the mount fail with ENOTCONN at once instead of hanging."""
+    m = mount_factory()
+    pid = m.proc.pid
+    fds = [int(n) for n in os.listdir("/proc/%d/fd" % pid)
+           if os.readlink("/proc/%d/fd/%s" % (pid, n)) == "/dev/fuse"]
+    assert fds, "the daemon holds no /dev/fuse"
+    held = [_pidfd_getfd(pid, fd) for fd in fds]
+    try:
+        assert kill_and_wait(m, 10), "the daemon itself did not exit"
+        result = []
+        t = threading.Thread(target=lambda: result.append(_listdir_errno(m.mnt)), daemon=True)
+        t.start()
+        t.join(10)
+        if t.is_alive():
+            sbxtest.abort_connection(m.conn)
+            t.join(10)
+            pytest.fail("a call on the dead daemon's mount hung: the connection was not aborted")
+        assert result == [107], result                  # ENOTCONN
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+def _listdir_errno(path):
+    try:
+        os.listdir(path)
+        return 0
+    except OSError as e:
+        return e.errno

@@ -105,6 +105,8 @@ static _Noreturn void guard_main(int fd, pid_t parent)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	if (dup2(fd, 3) < 0)
 		_exit(1);
+	/* Not even stdio: a `sbxfs` in the background is done when its caller's pipes close. */
+	syscall(SYS_close_range, 0u, 2u, 0u);
 	syscall(SYS_close_range, 4u, ~0u, 0u);
 	if (prctl(PR_SET_PDEATHSIG, SIGUSR1) == 0 && getppid() == parent)
 		while (sigwait(&set, &sig) != 0 || sig != SIGUSR1)

@@ -74,9 +74,9 @@ static void test_forgery(struct sbx_ctl *ctl)
 	big[sizeof(big) - 1] = '\0';
 	events_emit(ctl, "error", "box", "%s", big);
 	s = stream(ctl, 0, &len);
-	CHECK(s && count_lines(s) == 2, "two events are two lines: %s", s);
+	CHECK(s && count_lines(s) == 2, "two events are two lines: %s", s ? s : "(none)");
 	CHECK(s && strstr(s, " created bo\\x0ax template=a\\x0a2026-01-01T00:00:00.000Z killed other\\x5c\n"),
-	      "newlines and backslashes escaped: %s", s);
+	      "newlines and backslashes escaped: %s", s ? s : "(none)");
 	CHECK(s && strlen(strrchr(s, ' ')) <= 1024, "a line is cut at 1 KiB");
 	CHECK(hook_calls == 2, "the hook was called %d times", hook_calls);
 	free(s);
@@ -93,7 +93,7 @@ static void test_bounds_and_reload(struct sbx_ctl *ctl, const char *dir)
 		events_emit(ctl, "created", "box", "n=%d", i);
 	CHECK(ctl_events_size(ctl) > (2u << 20) + (1u << 19), "the stream's offsets grow past what is kept");
 	s = stream(ctl, ctl_events_size(ctl) - 40, &len);
-	CHECK(s && strstr(s, "n=59999\n"), "the last line is there: %s", s);
+	CHECK(s && strstr(s, "n=59999\n"), "the last line is there: %s", s ? s : "(none)");
 	free(s);
 	/* A reader behind what is kept gets empty lines, never bytes of another line. */
 	s = stream(ctl, 10, &len);
@@ -126,7 +126,7 @@ static void test_bounds_and_reload(struct sbx_ctl *ctl, const char *dir)
 	free(s);
 	events_emit(ctl, "killed", "box", "%s", "");
 	s = stream(ctl, ctl_events_size(ctl) - 10, &len);
-	CHECK(s && strcmp(s, "illed box\n") == 0, "the new line after the reload: %s", s);
+	CHECK(s && strcmp(s, "illed box\n") == 0, "the new line after the reload: %s", s ? s : "(none)");
 	free(s);
 }
 

@@ -50,6 +50,14 @@ struct sfile_ops {
 	int (*stat)(struct node *n, struct stat *st);
 	/* Truncation outside a write (`: > stdin`): 0 or -errno. Default: accepted, nothing done. */
 	int (*truncate)(struct node *n, off_t size);
+	/*
+	 * The kernel truncates for open(O_TRUNC) before any write, and without
+	 * the file handle: set, a truncation to 0 makes every writer open now
+	 * commit what it writes after it, or nothing at its last close if it
+	 * writes nothing (`: > env` empties env; a rejected `echo BAD > env`
+	 * leaves it as it was).
+	 */
+	bool truncate_commits;
 	/* chmod, chown: 0 or -errno. Default: EPERM. */
 	int (*chattr)(struct node *n, const struct stat *attr, int to_set);
 	/* poll(2) on an open handle. Default: always ready. */

@@ -92,7 +92,7 @@ static int env_commit(struct node *n, char *data, size_t len, fuse_req_t req)
 	return ret;
 }
 
-const struct sfile_ops env_fops = { .open = env_open, .commit = env_commit };
+const struct sfile_ops env_fops = { .open = env_open, .commit = env_commit, .truncate_commits = true };
 
 /* ---- stdin ---- */
 

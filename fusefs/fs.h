@@ -30,6 +30,9 @@ struct handle {
 	off_t reply_base;    /* ctl: file offset where the reply of the last write starts */
 	void *priv;          /* what the file's family keeps (a scratch file) */
 	bool nonblock;       /* the read being served is O_NONBLOCK */
+	bool writer;         /* opened for writing; set before it is tracked, never changed */
+	/* truncated to 0 since its last commit (`: > env`): its commit is of nothing if not written */
+	atomic_bool truncated;
 	struct handle *prev, *next;   /* every open handle (fs.handles), guarded by fs.handles_lock */
 };
 

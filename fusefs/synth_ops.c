@@ -132,6 +132,7 @@ static int handle_open(struct node *n, struct fuse_file_info *fi)
 	pthread_mutex_init(&h->lock, NULL);
 	h->node = n;
 	h->fd = -1;
+	h->writer = (fi->flags & O_ACCMODE) != O_RDONLY;
 	ret = f->open ? f->open(h, fi->flags) : 0;
 	if (ret) {
 		handle_free(h);
@@ -273,19 +274,28 @@ static void synth_write_buf(fuse_req_t req, struct node *n, struct fuse_bufvec *
 	free(buf);
 }
 
-/* Takes the written bytes off the handle if they have not been used yet. */
-static char *take_written(struct handle *h, size_t *len)
+/*
+ * Takes the written bytes off the handle if they have not been used yet; at
+ * the last close (release), an empty content if it was truncated and not
+ * written since. Not at a flush: a shell's `> env` closes a copy of the
+ * descriptor before it writes, and env would be empty until the write's close.
+ */
+static char *take_written(struct handle *h, size_t *len, bool last)
 {
 	char *copy = NULL;
 
 	pthread_mutex_lock(&h->lock);
 	if (h->dirty) {
+		atomic_store(&h->truncated, false);
 		copy = malloc(h->wlen ? h->wlen : 1);
 		if (copy) {
 			memcpy(copy, h->wbuf, h->wlen);
 			*len = h->wlen;
 			h->dirty = false;
 		}
+	} else if (last && atomic_exchange(&h->truncated, false)) {
+		copy = malloc(1);
+		*len = 0;
 	}
 	pthread_mutex_unlock(&h->lock);
 	return copy;
@@ -300,7 +310,7 @@ static int commit_written(struct handle *h, fuse_req_t req)
 
 	if (!f->commit)
 		return 0;
-	data = take_written(h, &len);
+	data = take_written(h, &len, req == NULL);
 	return data ? f->commit(h->node, data, len, req) : 0;
 }
 
@@ -328,6 +338,17 @@ static void synth_release(fuse_req_t req, struct node *n, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
+/* A truncation to 0 of n (truncate_commits): each writer open now commits nothing unless it writes. */
+static void truncate_writers(struct node *n)
+{
+	/* an atomic store, not the handle's lock: the handles lock is a leaf */
+	pthread_mutex_lock(&fs.handles_lock);
+	for (struct handle *h = fs.handles; h; h = h->next)
+		if (h->node == n && h->writer)
+			atomic_store(&h->truncated, true);
+	pthread_mutex_unlock(&fs.handles_lock);
+}
+
 static void synth_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set,
 			  struct fuse_file_info *fi)
 {
@@ -345,6 +366,8 @@ static void synth_setattr(fuse_req_t req, struct node *n, struct stat *attr, int
 		ret = f->chattr ? f->chattr(n, attr, to_set) : -EPERM;
 	if (!ret && (to_set & FUSE_SET_ATTR_SIZE) && f->truncate)
 		ret = f->truncate(n, attr->st_size);
+	if (!ret && (to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == 0 && f->truncate_commits)
+		truncate_writers(n);
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else

@@ -1,7 +1,10 @@
 """test_attacks.py - what a red-team pass found, one regression test per defect:
 a careless operator, a careless client, or code inside a sandbox."""
 
+import errno
 import os
+import subprocess
+import time
 
 import pytest
 
@@ -64,3 +67,46 @@ def test_daemon_of_the_other_backend_is_refused_the_state(mount_factory, tmp_pat
     assert b.name in m2.sandboxes()
     assert b2.run("sh", "echo two\n").stdout == "two\n"
     assert m2.ctl("kill " + b.name).ok, m2.errors()
+
+
+def wait_for(pred, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_truncating_env_empties_it_and_a_refused_write_keeps_it(sb):
+    """A careless client clears the environment as it would clear any file:
+    `: > env` or `truncate -s 0 env`. Both succeeded and changed nothing, so
+    runs kept the variables the user meant to drop. And a refused write
+    (`echo BAD > env`, truncated by the shell first) must leave env whole."""
+    env = sb.path("env")
+
+    def env_now():
+        return sbxtest.read_text(env)
+
+    for clear in (": > env", "truncate -s 0 env"):
+        sbxtest.write_file(env, "SECRET=1\nB=2\n")
+        assert env_now() == "SECRET=1\nB=2\n"
+        subprocess.run(["bash", "-c", clear], cwd=sb.path(), check=True)
+        # applied at the last close, which the kernel sends after close() returned
+        assert wait_for(lambda: env_now() == ""), (clear, env_now())
+        r = sb.run("sh", 'echo "[${SECRET-unset}]"\n')
+        assert r.stdout == "[unset]\n", (clear, r)
+
+    sbxtest.write_file(env, "A=1\nB=2\n")
+    subprocess.run(["bash", "-c", "echo BAD > env"], cwd=sb.path())   # bash ignores close()'s error
+    with pytest.raises(OSError) as e:
+        sbxtest.write_file(env, "BAD\n")
+    assert e.value.errno == errno.EINVAL
+    time.sleep(0.2)          # any late release of those opens has come
+    assert env_now() == "A=1\nB=2\n"
+    assert sb.run("sh", 'echo "$A$B"\n').stdout == "12\n"
+
+    # an ordinary replacement through the shell is one change, not an empty env then the new one
+    subprocess.run(["bash", "-c", "echo C=3 > env"], cwd=sb.path(), check=True)
+    assert env_now() == "C=3\n"
+    sbxtest.write_file(env, "")

@@ -38,7 +38,26 @@ struct lo_pool {
 	unsigned ready[POOL_SIZES];
 	unsigned long seq;
 	const char *mkfs;
+	/* Images of destroyed sandboxes, renamed to .tmp-N.img, for the thread to delete. */
+	unsigned long trash[64];
+	unsigned ntrash;
 };
+
+#define POOL_TRASH_MAX 64
+
+/* Deletes the discarded images (lock held; dropped while unlinking). */
+static void pool_empty_trash(struct lo_pool *p)
+{
+	while (p->ntrash) {
+		char path[PATH_MAX + 64];
+
+		snprintf(path, sizeof(path), "%s/.tmp-%lu.img", p->dir, p->trash[--p->ntrash]);
+		pthread_mutex_unlock(&p->lock);
+		if (unlink(path) < 0 && errno != ENOENT)
+			fprintf(stderr, "sbxfs: warning: cannot delete '%s': %s\n", path, sbx_errstr(errno));
+		pthread_mutex_lock(&p->lock);
+	}
+}
 
 extern char **environ;
 
@@ -142,6 +161,9 @@ static void *pool_thread(void *arg)
 	while (!p->stop) {
 		int idx = -1;
 
+		pool_empty_trash(p); /* drops the lock meanwhile: stop may have come */
+		if (p->stop)
+			break;
 		for (int i = 0; i < POOL_SIZES; i++)
 			if (p->sizes[i] && p->ready[i] < POOL_DEPTH) {
 				idx = i;
@@ -265,11 +287,29 @@ int lo_pool_start(const char *state_root, struct lo_pool **out, struct sbx_err *
 	return 0;
 }
 
+void lo_pool_discard(struct lo_pool *p, const char *img)
+{
+	char path[PATH_MAX + 64];
+
+	pthread_mutex_lock(&p->lock);
+	snprintf(path, sizeof(path), "%s/.tmp-%lu.img", p->dir, ++p->seq);
+	if (p->ntrash < POOL_TRASH_MAX && rename(img, path) == 0) {
+		p->trash[p->ntrash++] = p->seq;
+		pthread_cond_signal(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (unlink(img) < 0 && errno != ENOENT)
+		fprintf(stderr, "sbxfs: warning: cannot delete '%s': %s\n", img, sbx_errstr(errno));
+}
+
 void lo_pool_stop(struct lo_pool *p)
 {
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
+	pool_empty_trash(p);
 	p->stop = true;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);

@@ -20,6 +20,13 @@ struct lo_pool;
 int lo_pool_start(const char *state_root, struct lo_pool **out, struct sbx_err *err);
 void lo_pool_stop(struct lo_pool *p);
 /*
+ * Deletes a destroyed sandbox's image in the pool's thread: freeing the
+ * blocks of a fully allocated image takes tens of milliseconds that destroy
+ * need not wait for. It moves into the pool's directory at once (a crash
+ * leaves it there as a .tmp- file, which the next start deletes).
+ */
+void lo_pool_discard(struct lo_pool *p, const char *img);
+/*
  * Puts a formatted image of `bytes` at dest (from the pool, else formats one
  * now), every block of it allocated: ENOSPC, in words, when the state
  * filesystem cannot hold it.

@@ -610,7 +610,7 @@ static int lo_destroy(struct sbx_instance *in, struct sbx_err *err)
 	if (r == 0) {
 		snprintf(img, sizeof(img), "%s/disk.img", in->state_dir);
 		snprintf(st, sizeof(st), "%s/local.json", in->state_dir);
-		unlink(img);
+		lo_pool_discard(in->be->pool, img);
 		unlink(st);
 		lo_uid_release(in->state_dir, in->uid_base);
 	} else {

@@ -227,7 +227,7 @@ def test_clean_unmount_leaves_nothing_mounted(mount_factory):
     after = [l for l in host_mount_lines() if l not in before]
     assert not [l for l in after if state in l or m.mnt in l], after
     # the sandbox is still there and runs
-    m = sbxtest.Mount(m.workdir, m.backend, m.opts, m.registry, m.state, m.mnt).start()
+    m = m.remount(crash=True)   # the daemon has exited already: this only mounts again
     assert m.sandbox(b.name).run("sh", "echo again\n").stdout == "again\n"
 
 

@@ -17,7 +17,8 @@ static int run_number(const char *name, uint64_t *out)
 	char *end;
 	unsigned long long v;
 
-	if (!name[0] || name[0] == '0')
+	/* digits only: strtoull would also take " 1", "+1" and "-1" (as 2^64 - 1), other names of run 1 */
+	if (name[0] < '1' || name[0] > '9')
 		return -ENOENT;
 	errno = 0;
 	v = strtoull(name, &end, 10);

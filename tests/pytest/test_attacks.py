@@ -110,3 +110,14 @@ def test_truncating_env_empties_it_and_a_refused_write_keeps_it(sb):
     subprocess.run(["bash", "-c", "echo C=3 > env"], cwd=sb.path(), check=True)
     assert env_now() == "C=3\n"
     sbxtest.write_file(env, "")
+
+
+def test_a_run_has_one_name(sb):
+    """`runs/N` took whatever strtoull takes: " 1", "+1" and "\\t1" were run 1
+    too, each a directory of its own inode that no listing showed."""
+    r = sb.run("sh", "echo hi\n")
+    assert r.exit == 0
+    n = max(int(x) for x in os.listdir(sb.path("runs")))
+    assert sbxtest.read_text(sb.path("runs", str(n), "stdout")) == "hi\n"
+    for alias in (" %d" % n, "+%d" % n, "\t%d" % n, " +%d" % n, "0%d" % n, "%d " % n, "-%d" % n):
+        assert not os.path.exists(sb.path("runs", alias)), repr(alias)

@@ -165,7 +165,8 @@ def test_a_held_connection_is_aborted_when_the_daemon_dies(mount_factory):
             sbxtest.abort_connection(m.conn)
             t.join(10)
             pytest.fail("a call on the dead daemon's mount hung: the connection was not aborted")
-        assert result == [107], result                  # ENOTCONN
+        # ENOTCONN, or ECONNABORTED once the abort file was written (kernels differ in which wins)
+        assert result in ([107], [103]), result
     finally:
         for fd in held:
             os.close(fd)

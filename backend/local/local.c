@@ -341,9 +341,28 @@ static int inst_open(struct sbx_instance *in, const char *rel, int flags, int *f
 
 /* --- the operations --- */
 
-static int lo_init(const struct sbx_backend_opts *opts, struct sbx_backend **out, struct sbx_err *err)
+/* What sandboxes are made with: bwrap, the agent, /mnt (lo_launch.c) and the loop devices. */
+static int lo_find_tools(struct sbx_backend *be, struct sbx_err *err)
 {
 	static const char *const bwraps[] = { "/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap" };
+
+	for (size_t i = 0; i < sizeof(bwraps) / sizeof(bwraps[0]) && !be->bwrap; i++)
+		if (access(bwraps[i], X_OK) == 0)
+			be->bwrap = bwraps[i];
+	if (!be->bwrap)
+		return sbx_err_set(err, ENOENT, "local backend: bwrap not found (install bubblewrap)");
+	if (access(be->agent, X_OK) < 0)
+		return sbx_err_sys(err, errno, "local backend: helper '%s'", be->agent);
+	/* bwrap is started from a tmpfs mounted on /mnt in a namespace of its own (lo_launch.c). */
+	if (mkdir("/mnt", 0755) < 0 && errno != EEXIST)
+		return sbx_err_sys(err, errno, "local backend: creating /mnt");
+	if (access("/dev/loop-control", R_OK | W_OK) < 0)
+		return sbx_err_sys(err, errno, "local backend: /dev/loop-control");
+	return 0;
+}
+
+static int lo_init(const struct sbx_backend_opts *opts, struct sbx_backend **out, struct sbx_err *err)
+{
 	struct sbx_backend *be;
 	struct sbx_err tmp;
 	char rootfs[PATH_MAX];
@@ -360,26 +379,8 @@ static int lo_init(const struct sbx_backend_opts *opts, struct sbx_backend **out
 	pthread_mutex_init(&be->tmpl_lock, NULL);
 	snprintf(be->state_root, sizeof(be->state_root), "%s", opts->state_root);
 	snprintf(be->agent, sizeof(be->agent), "%s/sbxfs-agent", opts->helper_dir ? opts->helper_dir : SBX_HELPER_DIR);
-	for (size_t i = 0; i < sizeof(bwraps) / sizeof(bwraps[0]) && !be->bwrap; i++)
-		if (access(bwraps[i], X_OK) == 0)
-			be->bwrap = bwraps[i];
-	if (!be->bwrap) {
-		r = sbx_err_set(err, ENOENT, "local backend: bwrap not found (install bubblewrap)");
+	if ((r = lo_find_tools(be, err)) < 0)
 		goto fail;
-	}
-	if (access(be->agent, X_OK) < 0) {
-		r = sbx_err_sys(err, errno, "local backend: helper '%s'", be->agent);
-		goto fail;
-	}
-	/* bwrap is started from a tmpfs mounted on /mnt in a namespace of its own (lo_launch.c). */
-	if (mkdir("/mnt", 0755) < 0 && errno != EEXIST) {
-		r = sbx_err_sys(err, errno, "local backend: creating /mnt");
-		goto fail;
-	}
-	if (access("/dev/loop-control", R_OK | W_OK) < 0) {
-		r = sbx_err_sys(err, errno, "local backend: /dev/loop-control");
-		goto fail;
-	}
 	if ((r = lo_cgroot_find(&be->cgroot, err)) < 0 || (r = lo_seccomp_build(&be->bpf, &be->bpf_len, err)) < 0) {
 		sbx_err_wrap(err, "local backend");
 		goto fail;

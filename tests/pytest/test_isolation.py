@@ -66,6 +66,10 @@ def test_host_processes_invisible(sb):
     arg = "%d.%06d" % (3600, random.randrange(10 ** 6))
     host = subprocess.Popen(["sleep", arg])
     try:
+        # Popen returns once the child is forked; its cmdline is sleep's only after the exec
+        deadline = time.monotonic() + 5
+        while not host_pids_with_arg(arg) and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert host_pids_with_arg(arg), "positive control: host cannot see its own sleep"
         r = sb.run("sh", "ps -eo args\ncat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '\n")
         assert "ps -eo args" in r.stdout, r  # ps works and sees the sandbox
